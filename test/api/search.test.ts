@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Json, startTestServer, type TestServer } from '../helpers/server.js';
+
+const SEARCH = `query ($query: String!, $first: Int, $after: String, $filter: SearchFilter, $orderBy: SearchOrder) {
+  search(query: $query, first: $first, after: $after, filter: $filter, orderBy: $orderBy) {
+    edges { cursor node { score snippet snippetText snippetMatches { start end }
+      message { seq role content sessionKey session { key } } } }
+    pageInfo { hasNextPage hasPreviousPage endCursor } } }`;
+
+describe.each(['sqlite', 'jsonl'] as const)('search over HTTP: %s', (kind) => {
+  let t: TestServer;
+
+  beforeAll(async () => {
+    t = await startTestServer(kind);
+    await t.backend.append('telegram_1_alice', [
+      { role: 'user', content: 'the deploy failed again, deploy deploy' },
+      { role: 'assistant', content: 'I will look at the <b>deploy</b> logs & "fix" it' },
+      { role: 'user', content: 'unrelated chatter about lunch' },
+    ]);
+    await t.backend.append('slack_C1_bob', [
+      { role: 'user', content: 'deployment succeeded after the fix' },
+      { role: 'tool', content: '{"content":"exit code 0","tool_call_id":"call_1"}' },
+    ]);
+    for (let i = 0; i < 7; i++)
+      await t.backend.append(`needles_${i % 3}`, [{ role: 'user', content: `needle number ${i}` }]);
+  });
+  afterAll(() => t?.close());
+
+  const search = async (variables: Record<string, unknown>) => {
+    const r = await t.gql(SEARCH, variables);
+    return r.errors ? r : r.data?.search;
+  };
+
+  it('ranks hits by relevance', async () => {
+    const { edges } = await search({ query: 'deploy' });
+    expect(edges.map((e: Json) => e.node.message.content)).toEqual([
+      'the deploy failed again, deploy deploy',
+      'I will look at the <b>deploy</b> logs & "fix" it',
+    ]);
+    expect(edges[0].node.score).toBeGreaterThan(edges[1].node.score);
+    expect(edges[0].node.message.session.key).toBe('telegram_1_alice');
+  });
+
+  it('marks matches in an HTML-safe snippet, with a plain variant and match ranges', async () => {
+    const { edges } = await search({ query: 'deploy', orderBy: 'NEWEST' });
+    const escaped = edges.find((e: Json) => e.node.message.role === 'assistant').node;
+    expect(escaped.snippet).toContain('&lt;b&gt;<mark>deploy</mark>&lt;/b&gt;');
+    expect(escaped.snippet).toContain('&amp; &quot;fix&quot;');
+    expect(escaped.snippet).not.toMatch(/<b>/);
+    expect(escaped.snippetText).toContain('<b>deploy</b> logs & "fix"');
+    for (const node of edges.map((e: Json) => e.node)) {
+      expect(node.snippetMatches.length).toBeGreaterThan(0);
+      for (const { start, end } of node.snippetMatches)
+        expect(node.snippetText.slice(start, end).toLowerCase()).toBe('deploy');
+    }
+  });
+
+  it('gives every hit an excerpt of its own message, in both orders', async () => {
+    for (const orderBy of ['RELEVANCE', 'NEWEST']) {
+      const { edges } = await search({ query: 'deploy*', orderBy });
+      expect(edges.length).toBeGreaterThan(1);
+      for (const { node } of edges) {
+        const excerpt = node.snippetText.replace(/^…|…$/g, '');
+        expect(node.message.content, `${orderBy}: ${node.snippetText}`).toContain(excerpt);
+      }
+    }
+  });
+
+  it('speaks the query language and filters', async () => {
+    const contents = async (variables: Record<string, unknown>) =>
+      (await search(variables)).edges.map((e: Json) => e.node.message.content).sort();
+    expect(await contents({ query: '"failed again"' })).toEqual(['the deploy failed again, deploy deploy']);
+    expect(await contents({ query: '"again failed"' })).toEqual([]);
+    expect(await contents({ query: 'deploy* -failed' })).toEqual([
+      'I will look at the <b>deploy</b> logs & "fix" it',
+      'deployment succeeded after the fix',
+    ]);
+    expect(await contents({ query: 'lunch OR succeeded' })).toEqual([
+      'deployment succeeded after the fix',
+      'unrelated chatter about lunch',
+    ]);
+    expect(await contents({ query: 'deploy*', filter: { sessionKey: 'slack_C1_bob' } })).toEqual([
+      'deployment succeeded after the fix',
+    ]);
+    expect(
+      await contents({ query: 'deploy*', filter: { keyPrefix: 'telegram_', role: 'assistant' } }),
+    ).toEqual(['I will look at the <b>deploy</b> logs & "fix" it']);
+    expect(await contents({ query: 'telegram' })).toEqual([]);
+    expect(await contents({ query: '' })).toEqual([]);
+    for (const query of ['"', 'NEAR(', 'a"b', '(deploy', 'content:deploy', '*', '\\']) {
+      const r = await search({ query });
+      expect(r.errors, query).toBeUndefined();
+    }
+  });
+
+  it('filters by message time where the backend records it', async () => {
+    const r = await search({ query: 'deploy', filter: { since: '2000-01-01T00:00:00Z' } });
+    if (kind === 'sqlite') {
+      expect(r.edges).toHaveLength(2);
+      expect(
+        (await search({ query: 'deploy', filter: { until: '2000-01-01T00:00:00+02:00' } })).edges,
+      ).toEqual([]);
+    } else {
+      expect(r.errors?.[0]?.extensions).toMatchObject({ code: 'INVALID' });
+    }
+  });
+
+  it('pages hits forward with cursors, without repeats, in both orders', async () => {
+    for (const orderBy of ['RELEVANCE', 'NEWEST']) {
+      const seen: string[] = [];
+      let after: string | undefined;
+      for (let i = 0; i < 10; i++) {
+        const page = await search({ query: 'needle', first: 3, after, orderBy });
+        seen.push(...page.edges.map((e: Json) => e.node.message.content));
+        expect(page.pageInfo.hasPreviousPage).toBe(after !== undefined);
+        if (!page.pageInfo.hasNextPage) break;
+        after = page.pageInfo.endCursor;
+      }
+      expect(seen.sort()).toEqual(Array.from({ length: 7 }, (_, i) => `needle number ${i}`).sort());
+    }
+    const newest = await search({ query: 'needle', orderBy: 'NEWEST', filter: { sessionKey: 'needles_0' } });
+    expect(newest.edges.map((e: Json) => e.node.message.content)).toEqual([
+      'needle number 6',
+      'needle number 3',
+      'needle number 0',
+    ]);
+  });
+
+  it('answers bad input with typed GraphQL errors', async () => {
+    expect((await search({ query: 'needle', after: 'not-a-cursor' })).errors?.[0]?.extensions).toMatchObject({
+      code: 'INVALID',
+    });
+    expect((await search({ query: '-deploy' })).errors?.[0]?.extensions).toMatchObject({ code: 'INVALID' });
+    const long = Array.from({ length: 40 }, (_, i) => `w${i}`).join(' ');
+    expect((await search({ query: long })).errors?.[0]?.extensions).toMatchObject({ code: 'TOO_LARGE' });
+  });
+});
