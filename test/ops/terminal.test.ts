@@ -23,7 +23,11 @@ afterAll(() => {
 /** `sessiongraph <args>` on a pseudo-terminal; `output` is everything it showed there. */
 function onTerminal(args: string[]) {
   const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
-  const command = [process.execPath, '--import', 'tsx', 'src/cli.ts', ...args].map(quote).join(' ');
+  // `exec`: script runs the command through $SHELL, and dash (Debian's sh, the shell when SHELL is
+  // unset or /bin/sh) stays as the node process's parent in the terminal's foreground group, gets
+  // the Ctrl-C as well and dies of it, so script reported 130 whatever the server did.
+  const argv = [process.execPath, '--import', 'tsx', 'src/cli.ts', ...args];
+  const command = `exec ${argv.map(quote).join(' ')}`;
   const inherited = Object.fromEntries(
     Object.entries(process.env).filter(([k]) => !k.startsWith('SESSIONGRAPH_')),
   );
