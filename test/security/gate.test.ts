@@ -16,12 +16,13 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { parseTokenSpecs } from '../../src/auth/token-spec.js';
-import type { Config } from '../../src/config.js';
+import { type Config, ConfigError } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
 import { type RunningServer, startServer } from '../../src/server.js';
 import { closeCodeOf } from '../helpers/auth-clients.js';
 import { openWsClient, wsUrlOf } from '../helpers/live-client.js';
 import { parseMetrics } from '../helpers/prometheus.js';
+import { parseServeArgs } from '../helpers/serve-config.js';
 import { type Json, testConfig } from '../helpers/server.js';
 
 const work = mkdtempSync(join(tmpdir(), 'sg-gate-'));
@@ -731,5 +732,38 @@ describe('the request gate with tokens', () => {
       socket.once('error', reject);
     });
     expect(status).toBe(404);
+  });
+});
+
+describe('the /metrics settings', () => {
+  it('keeps only a digest of --metrics-token, takes sha256=<hex>, and never echoes a refused secret', () => {
+    const plain = parseServeArgs(['--metrics-token', METRICS]);
+    expect(plain.metricsToken?.toString('hex')).toBe(
+      parseTokenSpecs([`m:${METRICS}:read`])[0]!.digest.toString('hex'),
+    );
+    expect(JSON.stringify(plain)).not.toContain(METRICS);
+    const hex = 'ab'.repeat(32);
+    expect(
+      parseServeArgs([], { SESSIONGRAPH_METRICS_TOKEN: `sha256=${hex}` }).metricsToken?.toString('hex'),
+    ).toBe(hex);
+    expect(parseServeArgs([]).metricsToken).toBeNull();
+    const short = 'too-short';
+    expect(() => parseServeArgs(['--metrics-token', short])).toThrow(ConfigError);
+    try {
+      parseServeArgs(['--metrics-token', short]);
+    } catch (err) {
+      expect((err as Error).message).toContain('--metrics-token');
+      expect((err as Error).message).not.toContain(short);
+    }
+  });
+
+  it('bounds the operation names kept as labels: 100 by default, 0 to 10,000', () => {
+    expect(parseServeArgs([]).metricsMaxOperationNames).toBe(100);
+    expect(parseServeArgs(['--metrics-max-operation-names', '7']).metricsMaxOperationNames).toBe(7);
+    expect(
+      parseServeArgs([], { SESSIONGRAPH_METRICS_MAX_OPERATION_NAMES: '0' }).metricsMaxOperationNames,
+    ).toBe(0);
+    expect(() => parseServeArgs(['--metrics-max-operation-names', '10001'])).toThrow(ConfigError);
+    expect(() => parseServeArgs(['--metrics-max-operation-names', '-1'])).toThrow(ConfigError);
   });
 });
