@@ -6,16 +6,20 @@
  *
  * Why here and hand-written rather than as yoga plugins: yoga matches its routes loosely (the
  * GraphQL endpoint also answers `/graphql/`, `/x/graphql`, and any URL whose text ends in
- * `/graphql`, query string included; the health check any URL ending in `/health`), and guards
- * written as plugins keyed to the exact path let every other spelling through. yoga has no option
- * to match exactly, and its CSRF plugin asks for a custom header instead of refusing form posts. So
- * the accepted set is decided once, on the raw request target, and everything else is refused:
+ * `/graphql`, query string included; the health check any URL ending in `/health`; its CORS plugin
+ * answers OPTIONS on any path), and guards written as plugins keyed to the exact path let every
+ * other spelling through. yoga has no option to match exactly, its form and multipart parsers
+ * cannot be turned off one by one, and its CSRF plugin (@graphql-yoga/plugin-csrf-prevention) asks
+ * every client for a custom header rather than refusing form posts; and ws checks only the path of
+ * an upgrade. So the accepted set is decided once, on the raw request target, and everything else is
+ * refused:
  *
  * - the request target is compared as sent: no decoding, no normalising (`/graphql/`, `//graphql`,
  *   `/GRAPHQL`, `/%67raphql`, `/graphql/..`, `/x/../graphql`, absolute-form targets are all 404);
  * - `/graphql`: GET (queries, server-sent events with `Accept: text/event-stream`, GraphiQL's page
- *   with `Accept: text/html` when it is on), POST with `Content-Type: application/json` (a
- *   `charset` parameter, if any, must be utf-8), OPTIONS (CORS preflights), nothing else (405);
+ *   with `Accept: text/html` when it is on), POST with `Content-Type: application/json`, spelt as
+ *   yoga's parser reads it (a `charset` parameter, if any, must be utf-8; anything else 415),
+ *   OPTIONS (CORS preflights), nothing else (405);
  *   a query string only on GET, where it carries the operation (400 on POST);
  * - `/health`, `/ready`, `/metrics` (unless off), and the dashboard (`/`, `/ui`, `/ui/<file>`, with
  *   at most its `?v=<version>`; unless off): GET and HEAD only, no other query string;
