@@ -8,8 +8,8 @@
  * GraphQL endpoint also answers `/graphql/`, `/x/graphql`, and any URL whose text ends in
  * `/graphql`, query string included; the health check any URL ending in `/health`; its CORS plugin
  * answers OPTIONS on any path), and guards written as plugins keyed to the exact path let every
- * other spelling through. yoga has no option to match exactly, its form and multipart parsers
- * cannot be turned off one by one, and its CSRF plugin (@graphql-yoga/plugin-csrf-prevention) asks
+ * other spelling through. yoga has no option to match exactly, its form (urlencoded) parser
+ * cannot be turned off, and its CSRF plugin (@graphql-yoga/plugin-csrf-prevention) asks
  * every client for a custom header rather than refusing form posts; and ws checks only the path of
  * an upgrade. So the accepted set is decided once, on the raw request target, and everything else is
  * refused:
