@@ -8,10 +8,17 @@ import { resolve } from 'node:path';
 import { Option } from 'commander';
 import { z } from 'zod';
 import { isLoopbackHost, normalizeOrigin } from './auth/origin-policy.js';
-import { parseTokenSpecs, splitTokenSpecs, type TokenEntry, TokenSpecError } from './auth/token-spec.js';
+import {
+  parseTokenSpecs,
+  secretDigest,
+  splitTokenSpecs,
+  type TokenEntry,
+  TokenSpecError,
+} from './auth/token-spec.js';
 import { DEFAULT_LIMITS } from './backends/backend.js';
 import { DEFAULT_MAX_BODY_BYTES } from './limits/limit-plugins.js';
 import { DEFAULT_QUERY_LIMITS } from './limits/query-limits.js';
+import { DEFAULT_MAX_OPERATION_NAMES } from './metrics/use-metrics.js';
 import { DEFAULT_GRAPHQL_WS_OPTIONS } from './transport/attach-graphql-ws.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -74,6 +81,17 @@ export interface Config {
   readonly logLevel: (typeof LOG_LEVELS)[number];
   /** Serve Prometheus metrics at `/metrics` (src/metrics/). @default true */
   readonly metrics: boolean;
+  /**
+   * SHA-256 of a secret that may read `/metrics` (as `Authorization: Bearer <secret>`) besides admin
+   * tokens; when set, `/metrics` needs one of them even without tokens. @default null // with tokens,
+   * admin tokens only; without, open (loopback only)
+   */
+  readonly metricsToken: Buffer | null;
+  /**
+   * Distinct GraphQL operation names kept as metric labels; later ones are counted as `other`.
+   * @default 100 // names
+   */
+  readonly metricsMaxOperationNames: number;
   /** Serve the live dashboard at `/ui/` (`/` redirects there; src/ui/). @default true */
   readonly ui: boolean;
   /**
@@ -475,6 +493,32 @@ const SETTINGS: readonly Setting[] = [
     schema: onOff,
   },
   {
+    flag: '--metrics-token <secret>',
+    key: 'metricsToken',
+    env: 'SESSIONGRAPH_METRICS_TOKEN',
+    description:
+      'a secret (16+ characters, or sha256=<hex>) that may read /metrics besides admin tokens; when set, ' +
+      '/metrics needs one even without tokens',
+    schema: z.string().transform((secret, ctx) => {
+      try {
+        return secretDigest(secret.trim(), '--metrics-token');
+      } catch (err) {
+        if (!(err instanceof TokenSpecError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+        return z.NEVER;
+      }
+    }),
+    secret: true,
+  },
+  {
+    flag: '--metrics-max-operation-names <n>',
+    key: 'metricsMaxOperationNames',
+    env: 'SESSIONGRAPH_METRICS_MAX_OPERATION_NAMES',
+    description: 'distinct operation names kept as metric labels; later ones are counted as other',
+    default: String(DEFAULT_MAX_OPERATION_NAMES),
+    schema: integer(0, 10_000),
+  },
+  {
     flag: '--ui <on|off>',
     key: 'ui',
     env: 'SESSIONGRAPH_UI',
@@ -574,6 +618,7 @@ function parseSettings(
   sourceOf: (attribute: string) => string | undefined,
 ): Readonly<Record<string, unknown>> {
   const config: Record<string, unknown> = { databaseUrl: null };
+  if (settings.some((s) => s.key === 'metricsToken')) config.metricsToken = null;
   if (settings.some((s) => s.key === 'sessionTtlHours')) config.sessionTtlHours = null;
   if (settings.some((s) => s.key === 'redisUrl')) config.redisUrl = null;
   const problems: string[] = [];

@@ -4,7 +4,9 @@
  * (liveness), `/ready` (readiness: not draining, storage reachable and, with Redis, the bus live;
  * src/readiness.ts), `/metrics` (Prometheus, src/metrics/; `--no-metrics` turns it off) and `/ui/`
  * (the live dashboard, src/ui/; `--no-ui` turns it off). Every
- * request gets a request id, echoed in `x-request-id` and on each of its log lines. Resolvers
+ * request gets a request id, echoed in `x-request-id` and on each of its log lines, and then passes
+ * the request gate (src/transport/request-gate.ts): one check of path, method, media type, Host,
+ * Origin and token for every HTTP request and WebSocket upgrade, before yoga or ws sees it. Resolvers
  * get the backend wrapped so that every write publishes its events on the bus, which the live
  * feeds read: in-process by default, Redis (`--redis-url`) when several instances share a store.
  * Writes that other processes (a zeroclaw agent) make to the same store are published there too
@@ -44,6 +46,7 @@ import {
   type GraphQLWsOptions,
   type WsServerContext,
 } from './transport/attach-graphql-ws.js';
+import { createRequestGate, writeRefusal } from './transport/request-gate.js';
 import { createRequestScope } from './transport/request-scope.js';
 import { useDashboard } from './ui/use-dashboard.js';
 
@@ -108,7 +111,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     maxSearchQueryBytes: config.maxSearchQueryBytes,
   });
   // first: a tokens file that does not read fails the start before anything opens
-  const access = createAccessControl({ config, logger, graphqlEndpoint: GRAPHQL_ENDPOINT });
+  const access = createAccessControl({ config, logger });
   if (!access.registry.required && !isLoopbackHost(config.host) && !config.insecure) {
     access.close();
     throw new ConfigError(`--host ${config.host}: not a loopback address, and no token is configured`);
@@ -116,6 +119,16 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
   const ownsBackend = deps.backend === undefined;
   // the server's own registry: several servers in one process never share counts
   const metrics = config.metrics ? createMetrics() : null;
+  const gate = createRequestGate({
+    access,
+    routes: {
+      endpoint: GRAPHQL_ENDPOINT,
+      graphiql: !config.production,
+      metrics: metrics !== null,
+      ui: config.ui,
+    },
+    metricsToken: config.metricsToken,
+  });
   const backend =
     deps.backend ??
     (await openBackend({
@@ -152,16 +165,25 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     logger,
     feed,
     metrics,
+    maxOperationNames: config.metricsMaxOperationNames,
     access,
     ui: config.ui,
     isDraining: () => draining,
   });
-  const httpServer = createServer(createRequestScope(yoga, logger));
+  const httpServer = createServer(
+    createRequestScope((req, res) => {
+      const decision = gate.check(req);
+      if (decision.refused) return writeRefusal(req, res, decision.refused);
+      // the gate's principal reaches the context (createYogaApp) as part of the server context
+      return yoga(req, res, { principal: decision.principal });
+    }, logger),
+  );
   const graphqlWs = attachGraphQLWs({
     httpServer,
     yoga,
     logger,
     access,
+    gate,
     options: {
       maxPayloadBytes: config.wsMaxPayloadBytes,
       maxOperationsPerSocket: config.maxSubscriptionsPerConnection,
@@ -234,6 +256,8 @@ function createYogaApp(deps: {
   feed: Feed;
   /** null: no `/metrics`. */
   metrics: Metrics | null;
+  /** Distinct operation names kept as metric labels (use-metrics.ts). */
+  maxOperationNames: number;
   access: AccessControl;
   /** Serve the dashboard (src/ui/). */
   ui: boolean;
@@ -244,8 +268,9 @@ function createYogaApp(deps: {
     schema,
     // the request's child logger (its request id): graphql-ws passes it, HTTP requests run in its scope
     // the backend and the feeds as the caller's token may use them (src/auth/)
-    context: ({ connection, logger: own, principal, request }) => {
-      const caller = principal ?? deps.access.principalOf(request);
+    // (the request gate authenticated HTTP callers, connection_init WebSocket ones)
+    context: ({ connection, logger: own, principal }) => {
+      const caller = deps.access.principalOf(principal);
       return {
         ...deps.access.scope(caller, { backend, feed }),
         principal: caller,
@@ -265,9 +290,7 @@ function createYogaApp(deps: {
     maxRequestBodySize: false,
     plugins: [
       // first, to time the whole request; before useSharedSubscriptionExecution in any case
-      ...(metrics ? [useMetrics(metrics)] : []),
-      // CSRF prevention and bearer tokens: an unauthenticated request is refused before it parses
-      ...deps.access.plugins,
+      ...(metrics ? [useMetrics(metrics, { maxOperationNames: deps.maxOperationNames })] : []),
       // next: a refused request costs no further work
       ...limitPlugins(deps.requestLimits),
       // Compiled execution (graphql-jit), cached per parsed document (yoga's parse cache bounds it):

@@ -1,24 +1,21 @@
 /**
  * Who may do what, wired for one server: the token registry, the per-token connection cap, the
- * browser origin policy, and the yoga plugins and CORS settings built from them. Transports ask it
- * for the caller's principal; resolvers get the backend and the feeds as that principal may use
- * them (scoped-backend.ts, scoped-feed.ts).
+ * browser origin policy, and the CORS settings built from them. The request gate
+ * (src/transport/request-gate.ts) checks every HTTP request and upgrade with them before yoga or ws
+ * sees it; resolvers get the backend and the feeds as the caller's principal may use them
+ * (scoped-backend.ts, scoped-feed.ts).
  */
 
-import type { Plugin } from 'graphql-yoga';
 import type { Logger } from 'pino';
 import type { SessionBackend } from '../backends/backend.js';
 import type { Config } from '../config.js';
 import type { Feed } from '../events/feed.js';
 import { type ConnectionLimiter, createConnectionLimiter } from './connection-limiter.js';
-import { createOriginPolicy, type OriginPolicy } from './origin-policy.js';
+import { createOriginPolicy, isLoopbackHostHeader, type OriginPolicy } from './origin-policy.js';
 import { OPEN_PRINCIPAL, type Principal, type Scope } from './principal.js';
 import { scopeBackend } from './scoped-backend.js';
 import { scopeFeed } from './scoped-feed.js';
 import { createTokenRegistry, type TokenRegistry } from './token-registry.js';
-import { createBearerAuth } from './use-bearer-auth.js';
-import { useCsrfPrevention } from './use-csrf-prevention.js';
-import { isLoopbackHostHeader, useLoopbackHost } from './use-loopback-host.js';
 
 export type AccessConfig = Pick<
   Config,
@@ -34,17 +31,21 @@ export interface AccessControl {
   readonly origins: OriginPolicy;
   /**
    * Whether a request addressed to this Host header may proceed: without tokens (and without
-   * --insecure), only loopback names (use-loopback-host.ts).
+   * --insecure), only loopback names. DNS rebinding: a page on another site can point its own host
+   * name at 127.0.0.1, and then its requests to the loopback server are same-origin for the
+   * browser, so neither CORS nor the Origin check stops them; but it cannot make the browser send
+   * a loopback name as Host.
    */
   hostAllowed(host: string | null | undefined): boolean;
-  /** yoga plugins: the loopback Host check, CSRF prevention, then bearer authentication. */
-  readonly plugins: Plugin[];
   /** yoga's `cors` option, from the same origin list as the WebSocket check. */
   cors(
     request: Request,
   ): { origin: string[] | string; credentials: boolean; allowedHeaders: string[] } | false;
-  /** The principal of an HTTP request (after the plugins let it through). */
-  principalOf(request: Request | undefined): Principal;
+  /**
+   * The caller of an operation: the principal the gate or `connection_init` authenticated; without
+   * one, everyone's when no token is configured, else no one's.
+   */
+  principalOf(authenticated: Principal | undefined): Principal;
   /** The backend and the feeds as the principal may use them. */
   scope(
     principal: Principal,
@@ -60,16 +61,11 @@ export interface AccessControl {
   close(): void;
 }
 
-export function createAccessControl(deps: {
-  config: AccessConfig;
-  logger: Logger;
-  graphqlEndpoint: string;
-}): AccessControl {
+export function createAccessControl(deps: { config: AccessConfig; logger: Logger }): AccessControl {
   const { config, logger } = deps;
   const registry = createTokenRegistry({ tokens: config.tokens, tokensFile: config.tokensFile, logger });
   const limiter = createConnectionLimiter(config.maxConnectionsPerToken);
   const origins = createOriginPolicy(config.corsOrigins);
-  const bearer = createBearerAuth(registry, deps.graphqlEndpoint);
   const isCurrent = (principal: Principal) => registry.isCurrent(principal);
   const loopbackOnly = () => !registry.required && !config.insecure;
 
@@ -78,11 +74,6 @@ export function createAccessControl(deps: {
     limiter,
     origins,
     hostAllowed: (host) => !loopbackOnly() || isLoopbackHostHeader(host),
-    plugins: [
-      useLoopbackHost(deps.graphqlEndpoint, loopbackOnly),
-      useCsrfPrevention(deps.graphqlEndpoint),
-      bearer.plugin,
-    ],
     cors(request) {
       const origin = request.headers.get('origin');
       if (!origins.allows(origin, request.headers.get('host'))) return false;
@@ -93,10 +84,10 @@ export function createAccessControl(deps: {
         allowedHeaders: ['authorization', 'content-type', 'accept', 'x-request-id'],
       };
     },
-    principalOf(request) {
+    principalOf(authenticated) {
       if (!registry.required) return OPEN_PRINCIPAL;
-      // a request the plugin did not see (none today) gets no rights rather than all
-      return (request && bearer.principalOf(request)) ?? NO_ONE;
+      // a request the gate did not authenticate (none reaches an operation today) gets no rights
+      return authenticated ?? NO_ONE;
     },
     scope(principal, { backend, feed }) {
       if (!registry.required) return { backend, feed };

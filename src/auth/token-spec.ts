@@ -51,12 +51,7 @@ export function parseTokenSpec(spec: string): TokenEntry {
   const [name = '', secret = '', scopeList = '', ...rest] = spec.split(':');
   if (!NAME.test(name)) throw new TokenSpecError('the name must be 1 to 64 of A-Z a-z 0-9 _ . -');
   const label = `token ${JSON.stringify(name)}`;
-  const hashed = DIGEST.exec(secret);
-  if (!hashed && !SECRET.test(secret)) {
-    throw new TokenSpecError(
-      `${label}: the secret must be 16 to 256 printable ASCII characters without ':' or spaces, or sha256=<64 hex digits>`,
-    );
-  }
+  const digest = secretDigest(secret, label);
   const scopes = new Set<Scope>();
   let expiresAt: number | null = null;
   for (const scope of scopeList.split(',')) {
@@ -82,8 +77,23 @@ export function parseTokenSpec(spec: string): TokenEntry {
   }
   return {
     principal: Object.freeze({ name, scopes, prefix, expiresAt }),
-    digest: hashed ? Buffer.from(hashed[1]!, 'hex') : digestOf(secret),
+    digest,
   };
+}
+
+/**
+ * The SHA-256 digest a secret is kept as: of the secret itself, or the `sha256=<64 hex>` given.
+ * @param label what the secret belongs to, for the error message (which never holds the secret)
+ */
+export function secretDigest(secret: string, label: string): Buffer {
+  const hashed = DIGEST.exec(secret);
+  if (hashed) return Buffer.from(hashed[1]!, 'hex');
+  if (!SECRET.test(secret)) {
+    throw new TokenSpecError(
+      `${label}: the secret must be 16 to 256 printable ASCII characters without ':' or spaces, or sha256=<64 hex digits>`,
+    );
+  }
+  return digestOf(secret);
 }
 
 /**

@@ -12,16 +12,23 @@
  * plugin's subscription hooks would wrap every subscriber's stream in more async iterators, which
  * the shared execution exists to avoid, and must run after it anyway.
  *
- * Operation names are the client's choice: past MAX_OPERATION_NAMES distinct ones, new names are
- * counted as `other`, so a client cannot grow the registry without bound.
+ * Operation names are the client's choice, and `/metrics` shows them (to admin tokens only, see
+ * src/transport/request-gate.ts). So a label takes a name only when it is a GraphQL name of at most
+ * 64 characters that names an operation in the request's document (the `operationName` a client
+ * sends is otherwise any string, of any length), and only the first `maxOperationNames` distinct
+ * ones; anything else is counted as `other`. No client can grow the registry without bound.
  */
 
 import { createCounter, createHistogram, usePrometheus } from '@graphql-yoga/plugin-prometheus';
+import { type DocumentNode, Kind } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
 import type { Metrics } from './metrics.js';
 
-/** @default 200 // distinct operation names kept as labels; later ones become `other` */
-export const MAX_OPERATION_NAMES = 200;
+/** @default 100 // distinct operation names kept as labels; later ones become `other` */
+export const DEFAULT_MAX_OPERATION_NAMES = 100;
+
+/** A GraphQL name, at most 64 characters: longer ones are counted as `other`. */
+const LABEL_NAME = /^[_A-Za-z][_0-9A-Za-z]{0,63}$/;
 
 /** Seconds, from a cached read (sub-millisecond) to a slow search. */
 const REQUEST_BUCKETS = [0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -29,20 +36,31 @@ const REQUEST_BUCKETS = [0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
 interface OperationParams {
   operationName?: string | undefined;
   operationType?: string | undefined;
+  document?: DocumentNode | undefined;
 }
 
-export function useMetrics(metrics: Metrics, options: { endpoint?: string } = {}): Plugin {
+export function useMetrics(
+  metrics: Metrics,
+  options: {
+    endpoint?: string;
+    /** @default DEFAULT_MAX_OPERATION_NAMES */
+    maxOperationNames?: number;
+  } = {},
+): Plugin {
   const { registry } = metrics;
+  const maxNames = options.maxOperationNames ?? DEFAULT_MAX_OPERATION_NAMES;
   const names = new Set<string>();
-  const nameOf = (name: string | undefined): string => {
-    const label = name ?? 'Anonymous';
-    if (names.has(label)) return label;
-    if (names.size >= MAX_OPERATION_NAMES) return 'other';
-    names.add(label);
-    return label;
+  const nameOf = (params: OperationParams): string => {
+    const name = params.operationName;
+    if (name === undefined || name === 'Anonymous') return 'Anonymous';
+    if (names.has(name)) return name;
+    if (!LABEL_NAME.test(name) || names.size >= maxNames || !namesOperation(params.document, name))
+      return 'other';
+    names.add(name);
+    return name;
   };
   const operation = (params: OperationParams) => ({
-    operationName: nameOf(params.operationName),
+    operationName: nameOf(params),
     operationType: params.operationType ?? 'unknown',
   });
 
@@ -110,4 +128,13 @@ export function useMetrics(metrics: Metrics, options: { endpoint?: string } = {}
       graphql_envelop_execute_resolver: false,
     },
   });
+}
+
+/** Whether the document holds an operation of this name (without one, a name cannot be checked). */
+function namesOperation(document: DocumentNode | undefined, name: string): boolean {
+  return (
+    document?.definitions.some(
+      (definition) => definition.kind === Kind.OPERATION_DEFINITION && definition.name?.value === name,
+    ) ?? false
+  );
 }

@@ -8,6 +8,9 @@
  * subscriptions on the socket go on. graphql-ws alone would close the whole socket with 4500 when
  * parse or validate throws.
  *
+ * Every upgrade request, on any path, passes the request gate first (request-gate.ts: path, Host,
+ * Origin); the token is checked at `connection_init`.
+ *
  * Dead connections are terminated by the keep-alive, idle ones closed with IdleTimeout, silent
  * ones by the connection_init wait: one sweep for all sockets (socket-reaper.ts).
  *
@@ -19,6 +22,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { type ExecutionArgs, type execute, GraphQLError, type subscribe } from 'graphql';
 import {
   type FormattedExecutionResult,
@@ -35,6 +39,7 @@ import { type Logger, runWithLogger } from '../logger.js';
 import type { Context } from '../schema/context.js';
 import { appErrorExtensions } from '../schema/use-app-errors.js';
 import { CloseCode } from './close-codes.js';
+import { type RequestGate, writeUpgradeRefusal } from './request-gate.js';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.js';
 import { startSocketReaper } from './socket-reaper.js';
 
@@ -73,8 +78,8 @@ export interface WsServerContext {
   principal?: Principal;
 }
 
-/** Who may open a socket: the Origin check at the upgrade, the token check at `connection_init`. */
-export type WsAccess = Pick<AccessControl, 'origins' | 'hostAllowed' | 'admitSocket' | 'registry'>;
+/** Who may open a socket: the token check at `connection_init` (the gate checks the upgrade). */
+export type WsAccess = Pick<AccessControl, 'admitSocket' | 'registry'>;
 
 export interface GraphQLWsServer {
   /** Open WebSocket connections (metrics read it at each scrape). */
@@ -92,27 +97,36 @@ export function attachGraphQLWs(deps: {
   yoga: Yoga;
   logger: Logger;
   options?: Partial<GraphQLWsOptions> | undefined;
-  /** @default every origin and every socket admitted, as the open principal */
+  /** @default every socket admitted, as the open principal */
   access?: WsAccess | undefined;
+  /**
+   * Checks every upgrade request, on any path, before ws sees it (request-gate.ts): the path, Host
+   * and Origin. @default none: ws itself takes upgrades on the endpoint path only
+   */
+  gate?: Pick<RequestGate, 'checkUpgrade'> | undefined;
 }): GraphQLWsServer {
   const { yoga, logger } = deps;
   const options: GraphQLWsOptions = { ...DEFAULT_GRAPHQL_WS_OPTIONS, ...deps.options };
   const wss = new WebSocketServer({
-    server: deps.httpServer,
+    // the upgrade listener below hands over what the gate let through
+    noServer: true,
     path: yoga.graphqlEndpoint,
     maxPayload: options.maxPayloadBytes,
     // compression costs CPU and memory per socket; events are small
     perMessageDeflate: false,
-    // a browser page from an origin not allowed (or, without tokens, a request to a name that is not
-    // loopback: DNS rebinding) is refused at the upgrade (403), before any socket
-    verifyClient: (info, callback) => {
-      const { origin, host } = info.req.headers;
-      const allowed =
-        !deps.access || (deps.access.origins.allows(origin, host) && deps.access.hostAllowed(host));
-      if (allowed) callback(true);
-      else callback(false, 403, 'Origin not allowed');
-    },
   });
+  const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const refused = deps.gate?.checkUpgrade(request);
+    if (refused) return writeUpgradeRefusal(request, socket, refused);
+    wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
+  };
+  deps.httpServer.on('upgrade', onUpgrade);
+  // what ws did when it owned the server: a server error after listen (one at listen fails
+  // startServer, which reports it) is logged, where an 'error' without a listener would throw
+  const onServerError = (err: Error) => {
+    if (deps.httpServer.listening) logger.error({ err }, 'the HTTP server failed');
+  };
+  deps.httpServer.on('error', onServerError);
   const principals = new WeakMap<WebSocket, Principal>();
   const contexts = new WeakMap<WebSocket, WsContext<Record<string, unknown>, Extra>>();
   /**
@@ -217,11 +231,6 @@ export function attachGraphQLWs(deps: {
       errors.map((error) => forClient(error, () => loggerOfSocket(ctx.extra.socket)).toJSON()),
   });
   wss.options.handleProtocols = handleProtocols;
-  // ws passes on the HTTP server's errors: one at listen (the port in use) fails startServer, which
-  // reports it; an 'error' without a listener would throw
-  wss.on('error', (err) => {
-    if (deps.httpServer.listening) logger.error({ err }, 'the HTTP server failed');
-  });
   wss.on('connection', (socket, request) => {
     // ws has already closed the socket with the matching code (1009 for a frame over the cap, 1007
     // for bad UTF-8, 1002 for a protocol error): the client's doing, told in one line
@@ -273,6 +282,8 @@ export function attachGraphQLWs(deps: {
     dispose() {
       disposing ??= (async () => {
         reaper.close();
+        deps.httpServer.off('upgrade', onUpgrade);
+        deps.httpServer.off('error', onServerError);
         for (const socket of wss.clients) socket.close(CloseCode.GoingAway, 'Going away');
         wss.removeAllListeners();
         await new Promise<void>((resolve, reject) => wss.close((err) => (err ? reject(err) : resolve())));

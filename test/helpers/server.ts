@@ -82,6 +82,8 @@ export function testConfig(kind: BackendKind, dataDir: string, overrides: Partia
     production: false,
     logLevel: 'silent',
     metrics: true,
+    metricsToken: null,
+    metricsMaxOperationNames: 100,
     ui: true,
     tokens: [],
     tokensFile: null,

@@ -67,6 +67,8 @@ const TYPED_CODES = new Set([
   'TOO_MANY_DIRECTIVES',
   'BODY_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE',
+  // the request gate's (src/transport/request-gate.ts): a method the endpoint does not take
+  'METHOD_NOT_ALLOWED',
   'OPERATION_RESOLUTION_FAILURE',
   'TOO_MANY_VARIABLE_VALUES',
 ]);
