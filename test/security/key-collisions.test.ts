@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseTokenSpecs } from '../../src/auth/token-spec.js';
 import type { BackendKind } from '../../src/backends/open-backend.js';
 import { authHeaders } from '../helpers/auth-clients.js';
-import { subscribeSse } from '../helpers/live-client.js';
+import { openWsClient, subscribeSse } from '../helpers/live-client.js';
 import { type KindServer, serveKind } from '../helpers/serve-kind.js';
 import type { Json } from '../helpers/server.js';
 import { spawnZeroclawWriter } from '../helpers/zeroclaw-writer.js';
@@ -90,6 +90,19 @@ describe('JSONL: a key-prefix token and lossy file names', () => {
       });
       expect(JSON.stringify(body)).not.toContain('tenantA:payroll');
       expect(body.data[field].message).not.toMatch(/payroll|tenantA/);
+    }
+    // the same over graphql-ws
+    const ws = openWsClient(s.url, { token: TENANT });
+    try {
+      const op = ws.subscribe(APPEND, { key: 'tenantA_payroll-2025', content: 'x' });
+      await op.ended;
+      expect(op.results[0]?.data?.appendMessage).toMatchObject({
+        __typename: 'KeyCollisionError',
+        existingKey: null,
+      });
+      expect(JSON.stringify(op.results)).not.toContain('tenantA:payroll');
+    } finally {
+      await ws.close();
     }
     // a removal finds no session of its own there, and says only that
     const removal = await gql(s.url, TENANT, REMOVE_LAST, { key: 'tenantA_payroll-2025' });
