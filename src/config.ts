@@ -57,6 +57,13 @@ export interface Config {
   readonly wsMaxPayloadBytes: number;
   /** Operations (subscriptions and queries) running at once on one WebSocket. @default 100 */
   readonly maxSubscriptionsPerConnection: number;
+  /**
+   * Messages (and pings) one WebSocket may send per second, sustained; faster closes it with 4002.
+   * @default 100 // messages per second
+   */
+  readonly wsMessageRate: number;
+  /** Messages one WebSocket may send at once above wsMessageRate. @default 300 // messages */
+  readonly wsMessageBurst: number;
   /** Largest HTTP request body; a larger one is refused with 413 BODY_TOO_LARGE. @default 4_194_304 // bytes */
   readonly maxBodyBytes: number;
   /** Deepest selection nesting, fragments inlined (QUERY_TOO_DEEP). @default 12 */
@@ -346,6 +353,22 @@ const SETTINGS: readonly Setting[] = [
     description: 'operations running at once on one WebSocket; one more fails with TOO_LARGE',
     default: String(DEFAULT_GRAPHQL_WS_OPTIONS.maxOperationsPerSocket),
     schema: integer(1, 100_000),
+  },
+  {
+    flag: '--ws-message-rate <per-second>',
+    key: 'wsMessageRate',
+    env: 'SESSIONGRAPH_WS_MESSAGE_RATE',
+    description: 'messages (and pings) one WebSocket may send per second; faster closes it (4002)',
+    default: String(DEFAULT_GRAPHQL_WS_OPTIONS.messageRatePerSecond),
+    schema: integer(1, 1_000_000),
+  },
+  {
+    flag: '--ws-message-burst <messages>',
+    key: 'wsMessageBurst',
+    env: 'SESSIONGRAPH_WS_MESSAGE_BURST',
+    description: 'messages one WebSocket may send at once above --ws-message-rate',
+    default: String(DEFAULT_GRAPHQL_WS_OPTIONS.messageBurst),
+    schema: integer(1, 1_000_000),
   },
   {
     flag: '--max-body-bytes <bytes>',

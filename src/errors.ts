@@ -76,12 +76,13 @@ export class KeyCollisionError extends AppError {
   readonly code = ErrorCode.KeyCollision;
   /**
    * @param sessionKey the key that was refused
-   * @param existingKey the distinct key that already owns the same file name
+   * @param existingKey the distinct key that already owns the same file name; null when the caller
+   *   may not see that key (outside its token's prefix): neither it nor the message names it then
    */
   constructor(
     message: string,
     readonly sessionKey: string,
-    readonly existingKey: string,
+    readonly existingKey: string | null,
   ) {
     super(message);
   }

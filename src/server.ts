@@ -187,6 +187,8 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     options: {
       maxPayloadBytes: config.wsMaxPayloadBytes,
       maxOperationsPerSocket: config.maxSubscriptionsPerConnection,
+      messageRatePerSecond: config.wsMessageRate,
+      messageBurst: config.wsMessageBurst,
       ...deps.graphqlWs,
     },
   });

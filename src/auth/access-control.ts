@@ -93,7 +93,11 @@ export function createAccessControl(deps: { config: AccessConfig; logger: Logger
       if (!registry.required) return { backend, feed };
       return {
         backend: scopeBackend(backend, principal),
-        feed: scopeFeed(feed, principal, { isCurrent, limiter }),
+        feed: scopeFeed(feed, principal, {
+          isCurrent,
+          limiter,
+          lossyFileNames: backend.info().kind === 'jsonl',
+        }),
       };
     },
     admitSocket(payload) {

@@ -10,6 +10,8 @@
  * token would read through its own payloads anyway.
  */
 
+import { sanitizeKey } from '../backends/keys.js';
+
 export const SCOPES = ['read', 'write', 'admin'] as const;
 export type Scope = (typeof SCOPES)[number];
 
@@ -46,6 +48,17 @@ export function canAdmin(principal: Principal): boolean {
 /** Whether the principal may see (and, with the scope, write) the session with this key. */
 export function canSeeKey(principal: Principal, key: string): boolean {
   return principal.prefix === null || key.startsWith(principal.prefix);
+}
+
+/**
+ * Whether the principal may see the session with this key in a store whose file names are lossy
+ * (JSONL, `src/backends/keys.ts`): the key and its file's stem both inside the prefix. zeroclaw
+ * reads and writes a session under its file stem as key and checks no sidecar, so `alice.corp_2`
+ * (stem `alice_corp_2`) may hold lines zeroclaw appended as `alice_corp_2`: a token confined to
+ * `alice.corp_` must not see that file at all. Decided from the key alone.
+ */
+export function canSeeFileKey(principal: Principal, key: string): boolean {
+  return canSeeKey(principal, key) && canSeeKey(principal, sanitizeKey(key));
 }
 
 /** A principal that may do everything: nothing to check or filter for it. */

@@ -3,6 +3,7 @@
  * - `sessionEvents` on a key outside the principal's prefix is refused with FORBIDDEN (decided from
  *   the key alone: it says nothing about whether the session exists);
  * - `sessionActivity` runs under the principal's prefix, and skips any event outside it;
+ * - on JSONL a key is inside the prefix only if its file stem is too (principal.ts, canSeeFileKey);
  * - every feed ends at its next event once the token is removed (UNAUTHENTICATED);
  * - a server-sent event stream (no WebSocket) takes one of the token's connection slots while it
  *   runs; WebSockets take theirs when they connect (attach-graphql-ws.ts).
@@ -12,15 +13,20 @@ import { ForbiddenError, TooLargeError } from '../errors.js';
 import type { Feed } from '../events/feed.js';
 import type { ConnectionLimiter } from './connection-limiter.js';
 import { LiveGuard } from './live-guard.js';
-import { canSeeKey, effectivePrefix, type Principal } from './principal.js';
+import { canSeeFileKey, canSeeKey, effectivePrefix, type Principal } from './principal.js';
 
 export interface FeedAccess {
   isCurrent(principal: Principal): boolean;
   limiter: ConnectionLimiter;
+  /** The store's file names are lossy (JSONL): keys are checked with their file stems. @default false */
+  lossyFileNames?: boolean;
 }
 
 export function scopeFeed(feed: Feed, principal: Principal, access: FeedAccess): Feed {
   const isCurrent = () => access.isCurrent(principal);
+  const visible = access.lossyFileNames
+    ? (key: string) => canSeeFileKey(principal, key)
+    : (key: string) => canSeeKey(principal, key);
   /** A slot for a server-sent event stream; WebSockets hold theirs for the whole socket. */
   const slotFor = (connection: unknown): (() => void) | undefined => {
     if (connection !== undefined) return undefined;
@@ -37,7 +43,7 @@ export function scopeFeed(feed: Feed, principal: Principal, access: FeedAccess):
   };
   return {
     sessionEvents(sessionKey, after, connection) {
-      if (!canSeeKey(principal, sessionKey)) {
+      if (!visible(sessionKey)) {
         throw new ForbiddenError(`token ${principal.name} may not follow sessions outside its key prefix`);
       }
       const release = slotFor(connection);
@@ -57,7 +63,7 @@ export function scopeFeed(feed: Feed, principal: Principal, access: FeedAccess):
           keyPrefix === null ? filter : { ...filter, ...(keyPrefix !== undefined && { keyPrefix }) };
         return new LiveGuard(feed.sessionActivity(scoped, connection), {
           isCurrent,
-          visible: (event) => canSeeKey(principal, event.sessionKey),
+          visible: (event) => visible(event.sessionKey),
           release,
         });
       } catch (err) {

@@ -22,7 +22,13 @@ export const LimitCode = {
   TooManyVariableValues: 'TOO_MANY_VARIABLE_VALUES',
   /** An HTTP request body over `maxBodyBytes` (status 413). */
   BodyTooLarge: 'BODY_TOO_LARGE',
+  /**
+   * An HTTP request body, or a GET request's query string, that is not valid UTF-8 (status 400):
+   * refused whole, rather than read with U+FFFD in place of the bad bytes and stored that way.
+   */
+  InvalidUtf8: 'INVALID_UTF8',
   /** `__schema` or `__type` asked of a server that runs with introspection off. */
+
   IntrospectionDisabled: 'INTROSPECTION_DISABLED',
 } as const;
 

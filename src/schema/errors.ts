@@ -139,7 +139,12 @@ builder.objectType(KeyCollisionError, {
       description: 'The key that was refused.',
       resolve: (e) => e.sessionKey,
     }),
-    existingKey: t.exposeString('existingKey', { description: 'The distinct key that owns the file name.' }),
+    existingKey: t.string({
+      nullable: true,
+      description:
+        "The distinct key that owns the file name; null when it is outside the caller token's key prefix.",
+      resolve: (e) => e.existingKey,
+    }),
   }),
 });
 

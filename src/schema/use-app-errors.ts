@@ -34,7 +34,7 @@ export function appErrorExtensions(error: AppError): GraphQLErrorExtensions {
   }
   if (error instanceof KeyCollisionError) {
     extensions.sessionKey = error.sessionKey;
-    extensions.existingKey = error.existingKey;
+    if (error.existingKey !== null) extensions.existingKey = error.existingKey;
   }
   if (error instanceof TooLargeError) {
     Object.assign(extensions, {

@@ -14,12 +14,18 @@
  * Dead connections are terminated by the keep-alive, idle ones closed with IdleTimeout, silent
  * ones by the connection_init wait: one sweep for all sockets (socket-reaper.ts).
  *
+ * Each socket has a budget of inbound messages and pings (frame-budget.ts): one that sends faster
+ * is closed with MessageRateExceeded, and what it sent after is not handled, so one socket cannot
+ * hold the event loop. Text messages that are not UTF-8 are closed by ws (1007); binary ones, which
+ * ws does not check, are held to the same rule here rather than decoded with U+FFFD in place.
+ *
  * The glue between `ws` and graphql-ws's protocol (`makeServer`) is ours rather than
  * `graphql-ws/use/ws`: that one writes socket errors (a client's frame over the payload cap, bad
  * UTF-8, a protocol violation) to console.error with a stack, so any client could fill the
  * server's stderr with unstructured lines. Here they are one structured log line each.
  */
 
+import { isUtf8 } from 'node:buffer';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -39,6 +45,7 @@ import { type Logger, runWithLogger } from '../logger.js';
 import type { Context } from '../schema/context.js';
 import { appErrorExtensions } from '../schema/use-app-errors.js';
 import { CloseCode } from './close-codes.js';
+import { createFrameBudget } from './frame-budget.js';
 import { type RequestGate, writeUpgradeRefusal } from './request-gate.js';
 import { REQUEST_ID_HEADER, requestIdOf } from './request-id.js';
 import { startSocketReaper } from './socket-reaper.js';
@@ -58,6 +65,16 @@ export interface GraphQLWsOptions {
   maxOperationsPerSocket: number;
   /** A socket with no operation for this long (to the next second) is closed. @default 300_000 // ms */
   idleTimeoutMs: number;
+  /**
+   * Messages (and pings) one socket may send per second, sustained; faster closes it with
+   * MessageRateExceeded. @default 100 // messages per second
+   */
+  messageRatePerSecond: number;
+  /**
+   * Messages one socket may send at once above the rate: room for a client that subscribes to its
+   * `maxOperationsPerSocket` operations on reconnect. @default 300 // messages
+   */
+  messageBurst: number;
 }
 
 export const DEFAULT_GRAPHQL_WS_OPTIONS: GraphQLWsOptions = Object.freeze({
@@ -66,6 +83,8 @@ export const DEFAULT_GRAPHQL_WS_OPTIONS: GraphQLWsOptions = Object.freeze({
   connectionInitWaitTimeoutMs: 3_000,
   maxOperationsPerSocket: 100,
   idleTimeoutMs: 300_000,
+  messageRatePerSecond: 100,
+  messageBurst: 300,
 });
 
 /** What graphql-ws hands over for a socket, and what yoga's context gets from it. */
@@ -242,6 +261,23 @@ export function attachGraphQLWs(deps: {
       if (socket.readyState === socket.OPEN)
         socket.close(CloseCode.InternalServerError, 'Internal server error');
     });
+    const budget = createFrameBudget(options.messageRatePerSecond, options.messageBurst);
+    let overBudget = false;
+    /** Spends one message of the budget; false (and the socket closing) when it is spent. */
+    const admit = () => {
+      // a closing socket's queued messages are dropped unread: a flood ends at the budget
+      if (overBudget || socket.readyState !== socket.OPEN) return false;
+      if (budget.take()) return true;
+      overBudget = true;
+      loggerOfSocket(socket).warn(
+        { rate: options.messageRatePerSecond, burst: options.messageBurst },
+        'closed a WebSocket that sent messages faster than its budget',
+      );
+      // after the answers to the messages within the budget (each a turn of promises) went out
+      setImmediate(() => socket.close(CloseCode.MessageRateExceeded, 'Too many messages'));
+      return false;
+    };
+    socket.on('ping', admit);
     const closed = server.opened(
       {
         protocol: socket.protocol,
@@ -252,7 +288,13 @@ export function attachGraphQLWs(deps: {
           }),
         close: (code, reason) => socket.close(code, reason),
         onMessage: (handle) =>
-          socket.on('message', async (data) => {
+          socket.on('message', async (data, isBinary) => {
+            if (!admit()) return;
+            // ws has checked a text message's UTF-8 already (1007); a binary one is held to the same
+            if (isBinary && !isUtf8(data as Buffer)) {
+              socket.close(CloseCode.InvalidFramePayloadData, 'Invalid UTF-8');
+              return;
+            }
             try {
               await handle(String(data));
             } catch (err) {

@@ -1,6 +1,9 @@
 /**
  * Every WebSocket close code the server sends, by name: graphql-ws's protocol codes (sent by the
- * library itself), ws's, and our own in the 4000-4999 application range, clear of graphql-ws's.
+ * library itself), ws's, and our own in the 4000-4999 application range, clear of graphql-ws's
+ * (4400-4409, 4429, 4500, 4504 and its client-side 4004, 4005): one code, one cause, so a client can
+ * tell "too many connections for this token" from graphql-ws's "too many initialisation requests".
+ * The README lists them all (Live updates, close codes); a test holds the two lists together.
  */
 
 import { CloseCode as GraphQLWsCloseCode } from 'graphql-ws';
@@ -8,6 +11,10 @@ import { CloseCode as GraphQLWsCloseCode } from 'graphql-ws';
 export const CloseCode = {
   /** The server is shutting down (`dispose()`); reconnect and resume from the last cursor. */
   GoingAway: 1001,
+  /** A frame that breaks RFC 6455 (ws): unmasked, a bad opcode, a control frame too long. */
+  ProtocolError: 1002,
+  /** Not valid UTF-8 in a text message (ws, RFC 6455), or in a binary one (ours): nothing of it runs. */
+  InvalidFramePayloadData: 1007,
   /** A message larger than `wsMaxPayloadBytes` (ws): the socket cannot skip a frame it did not read. */
   MessageTooBig: 1009,
   /** The server could not handle a message (logged with its detail; the client sees only this). */
@@ -32,7 +39,13 @@ export const CloseCode = {
    */
   Forbidden: GraphQLWsCloseCode.Forbidden,
   /** Ours: the token already holds `maxConnectionsPerToken` live connections; close one and retry. */
-  TooManyConnections: 4_429,
+  TooManyConnections: 4_001,
+  /**
+   * Ours: the socket sent messages (or pings) faster than its budget (`wsMessageRate` per second,
+   * bursts of `wsMessageBurst`); what it sent after the budget ran out was not handled. Reconnect
+   * with a backoff and send less.
+   */
+  MessageRateExceeded: 4_002,
 } as const;
 
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

@@ -70,6 +70,8 @@ export function testConfig(kind: BackendKind, dataDir: string, overrides: Partia
     redisPrefix: 'sessiongraph',
     wsMaxPayloadBytes: 4_194_304,
     maxSubscriptionsPerConnection: 100,
+    wsMessageRate: 100,
+    wsMessageBurst: 300,
     maxBodyBytes: 4_194_304,
     maxQueryDepth: 12,
     maxQueryCost: 200_000,

@@ -18,6 +18,7 @@ import { type Config, ConfigError, parseConfig } from '../../src/config.js';
 import { encodePosition, START_POSITION } from '../../src/events/message-cursor.js';
 import { createLogger } from '../../src/logger.js';
 import { type RunningServer, startServer } from '../../src/server.js';
+import { CloseCode } from '../../src/transport/close-codes.js';
 import { closeCodeOf, requestOnce } from '../helpers/auth-clients.js';
 import { openWsClient, subscribeSse, wsUrlOf } from '../helpers/live-client.js';
 import { testConfig } from '../helpers/server.js';
@@ -458,7 +459,7 @@ describe('live connections per token', () => {
   const query = 'subscription($a: String) { sessionEvents(sessionKey: "s", after: $a) { __typename } }';
   const variables = { a: encodePosition(START_POSITION) };
 
-  it('closes one WebSocket too many with 4429, and refuses one SSE stream too many with TOO_LARGE', async () => {
+  it('closes one WebSocket too many with TooManyConnections, and refuses one SSE stream too many with TOO_LARGE', async () => {
     const first = openWsClient(server.url, { token });
     const second = openWsClient(server.url, { token });
     const third = openWsClient(server.url, { token });
@@ -466,7 +467,7 @@ describe('live connections per token', () => {
       const held = [first.subscribe(query, variables), second.subscribe(query, variables)];
       for (const sub of held) await sub.waitForEvents(1);
       const refused = third.subscribe(query, variables);
-      await expect(refused.ended).rejects.toSatisfy((e) => closeCodeOf(e) === 4429);
+      await expect(refused.ended).rejects.toSatisfy((e) => closeCodeOf(e) === CloseCode.TooManyConnections);
 
       const stream = subscribeSse(server.url, query, variables, { token });
       await stream.waitFor((s) => s.results.length > 0);

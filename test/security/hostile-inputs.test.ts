@@ -66,6 +66,7 @@ const TYPED_CODES = new Set([
   'TOO_MANY_TOKENS',
   'TOO_MANY_DIRECTIVES',
   'BODY_TOO_LARGE',
+  'INVALID_UTF8',
   'UNSUPPORTED_MEDIA_TYPE',
   // the request gate's (src/transport/request-gate.ts): a method the endpoint does not take
   'METHOD_NOT_ALLOWED',

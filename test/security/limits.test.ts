@@ -385,6 +385,8 @@ describe('the limits in the configuration', () => {
       maxBatchMessages: 1_000,
       maxSearchQueryBytes: 1_024,
       maxSubscriptionsPerConnection: 100,
+      wsMessageRate: 100,
+      wsMessageBurst: 300,
       production: false,
     });
     expect(parse(['--max-query-depth', '20', '--production'])).toMatchObject({
