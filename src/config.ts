@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { isLoopbackHost, normalizeOrigin } from './auth/origin-policy.js';
 import { parseTokenSpecs, splitTokenSpecs, type TokenEntry, TokenSpecError } from './auth/token-spec.js';
 import { DEFAULT_LIMITS } from './backends/backend.js';
+import { MAX_TTL_HOURS } from './backends/validate.js';
 import { DEFAULT_MAX_BODY_BYTES } from './limits/limit-plugins.js';
 import { DEFAULT_QUERY_LIMITS } from './limits/query-limits.js';
 import { DEFAULT_GRAPHQL_WS_OPTIONS } from './transport/attach-graphql-ws.js';
@@ -311,7 +312,12 @@ const SETTINGS: readonly Setting[] = [
       .trim()
       .regex(/^\d+(\.\d+)?$/, 'must be a positive number of hours')
       .transform(Number)
-      .pipe(z.number().positive('must be a positive number of hours')),
+      .pipe(
+        z
+          .number()
+          .positive('must be a positive number of hours')
+          .max(MAX_TTL_HOURS, `must be at most ${MAX_TTL_HOURS} hours (1,000 years)`),
+      ),
   },
   {
     flag: '--ws-max-payload-bytes <bytes>',
