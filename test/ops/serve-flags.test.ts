@@ -70,10 +70,14 @@ describe('serve: operating settings', () => {
     const refused = await serve('ttl-flag', ['--session-ttl-hours', `${MAX_TTL_HOURS}.5`]);
     expect(refused.url).toBeNull();
     expect(await refused.exited).toBe(EXIT_USAGE);
-    expect(refused.stderr()).toContain(`--session-ttl-hours: must be at most ${MAX_TTL_HOURS} hours (1,000 years)`);
-    expect(() =>
-      parseServeArgs([], { SESSIONGRAPH_SESSION_TTL_HOURS: `1${'0'.repeat(308)}` }),
-    ).toThrow(`SESSIONGRAPH_SESSION_TTL_HOURS: must be at most ${MAX_TTL_HOURS} hours`);
-    expect(parseServeArgs(['--session-ttl-hours', String(MAX_TTL_HOURS)]).sessionTtlHours).toBe(MAX_TTL_HOURS);
+    expect(refused.stderr()).toContain(
+      `--session-ttl-hours: must be at most ${MAX_TTL_HOURS} hours (1,000 years)`,
+    );
+    expect(() => parseServeArgs([], { SESSIONGRAPH_SESSION_TTL_HOURS: `1${'0'.repeat(308)}` })).toThrow(
+      `SESSIONGRAPH_SESSION_TTL_HOURS: must be at most ${MAX_TTL_HOURS} hours`,
+    );
+    expect(parseServeArgs(['--session-ttl-hours', String(MAX_TTL_HOURS)]).sessionTtlHours).toBe(
+      MAX_TTL_HOURS,
+    );
   }, 60_000);
 });

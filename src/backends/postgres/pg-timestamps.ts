@@ -44,7 +44,8 @@ export function timestampBound(value: unknown, field: string): string {
   const canonical = validateTimestamp(value, field);
   const nanos = BigInt(canonical.slice(20, 29));
   const micros = nanos / 1_000n + (nanos % 1_000n === 0n ? 0n : 1n);
-  if (micros < 1_000_000n) return pgText(`${canonical.slice(0, 20)}${micros.toString().padStart(6, '0')}+00:00`);
+  if (micros < 1_000_000n)
+    return pgText(`${canonical.slice(0, 20)}${micros.toString().padStart(6, '0')}+00:00`);
   const next = new Date(Date.parse(`${canonical.slice(0, 19)}Z`) + 1_000);
   const year = next.getUTCFullYear().toString().padStart(4, '0');
   return pgText(`${year}${next.toISOString().slice(-20, -5)}.000000+00:00`);
