@@ -175,7 +175,7 @@ async function store(q: Queryable, ctx: PgContext, request: AppendRequest): Prom
 
 export async function appendMessages(ctx: PgContext, request: AppendRequest): Promise<AppendResult> {
   try {
-    return await ctx.db.write((q) => store(q, ctx, request), {
+    return await ctx.db.writeSession(request.key, (q) => store(q, ctx, request), {
       // Ids are never reused, so the first stored id existing means the transaction committed.
       committed: async (q, result) =>
         (await q.query(`SELECT 1 FROM ${ctx.t.messages} WHERE id = $1`, [result.messages[0]!.seq]))
