@@ -29,6 +29,12 @@ export interface Config {
   /** postgres only: pooled connections. @default 10 */
   readonly poolSize: number;
   /**
+   * postgres backend: how long a write waits for a session another writer holds (at most one
+   * pooled connection per session waits; the rest queue in memory), and any request for a pooled
+   * connection, before it fails with UNAVAILABLE. @default 5_000 // milliseconds
+   */
+  readonly lockTimeoutMs: number;
+  /**
    * Live events through Redis pub/sub instead of in-process, so that several instances serving
    * one store share them: `redis://host:6379`. @default null // in-process bus
    */
@@ -107,7 +113,14 @@ export class ConfigError extends Error {
 /** What `export` and `import` need: the store to open, nothing about serving. */
 export type StorageConfig = Pick<
   Config,
-  'backend' | 'dataDir' | 'databaseUrl' | 'databaseSchema' | 'poolSize' | 'maxContentBytes' | 'logLevel'
+  | 'backend'
+  | 'dataDir'
+  | 'databaseUrl'
+  | 'databaseSchema'
+  | 'poolSize'
+  | 'lockTimeoutMs'
+  | 'maxContentBytes'
+  | 'logLevel'
 >;
 
 const STORAGE_KEYS: ReadonlySet<keyof Config> = new Set<keyof StorageConfig>([
@@ -116,6 +129,7 @@ const STORAGE_KEYS: ReadonlySet<keyof Config> = new Set<keyof StorageConfig>([
   'databaseUrl',
   'databaseSchema',
   'poolSize',
+  'lockTimeoutMs',
   'maxContentBytes',
   'logLevel',
 ]);
@@ -244,6 +258,15 @@ const SETTINGS: readonly Setting[] = [
     description: 'postgres backend: pooled connections',
     default: '10',
     schema: integer(1, 1_000),
+  },
+  {
+    flag: '--lock-timeout-ms <ms>',
+    key: 'lockTimeoutMs',
+    env: 'SESSIONGRAPH_LOCK_TIMEOUT_MS',
+    description:
+      'postgres backend: how long a write waits for a session another writer holds, or for a pooled connection, before UNAVAILABLE',
+    default: '5000',
+    schema: integer(1, 600_000),
   },
   {
     flag: '--redis-url <url>',

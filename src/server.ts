@@ -124,6 +124,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       databaseUrl: config.databaseUrl ?? undefined,
       databaseSchema: config.databaseSchema,
       poolSize: config.poolSize,
+      lockTimeoutMs: config.lockTimeoutMs,
       limits,
       logger,
       onGroupCommit: metrics?.observeGroupCommit,

@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AppendResult, NewMessage, SessionBackend } from '../../src/backends/backend.js';
 import { SNIPPET_CLOSE, SNIPPET_OPEN } from '../../src/backends/backend.js';
+import { openBackend } from '../../src/backends/open-backend.js';
 import { PROBE_LIMIT, RECENT_SPAN } from '../../src/backends/postgres/newest-matches.js';
 import {
   openPostgresBackend,
@@ -507,11 +508,17 @@ describe('PostgreSQL backend', () => {
     it('holds one pooled connection for its waiters: other sessions are served, its writes fail Unavailable', async () => {
       const name = `sg_lock_${randomBytes(4).toString('hex')}`;
       const schema = uniqueSchema('sg_pg_lock');
-      const store = await open(schema, {
+      // Through openBackend, as `serve --pool-size 3 --lock-timeout-ms 3000` opens it.
+      schemas.add(schema);
+      const store = await openBackend({
+        kind: 'postgres',
+        dataDir: '',
         databaseUrl: `${TEST_DATABASE_URL}?application_name=${name}`,
+        databaseSchema: schema,
         poolSize: 3,
         lockTimeoutMs: 3_000,
       });
+      opened.push(store);
       await store.append('locked', [user('before the lock')]);
       const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
       await admin.connect();

@@ -80,4 +80,11 @@ describe('serve: operating settings', () => {
       MAX_TTL_HOURS,
     );
   }, 60_000);
+
+  it('takes the PostgreSQL lock wait in milliseconds, 5 s by default', () => {
+    expect(parseServeArgs([]).lockTimeoutMs).toBe(5_000);
+    expect(parseServeArgs(['--lock-timeout-ms', '250']).lockTimeoutMs).toBe(250);
+    expect(parseServeArgs([], { SESSIONGRAPH_LOCK_TIMEOUT_MS: '1500' }).lockTimeoutMs).toBe(1_500);
+    expect(() => parseServeArgs(['--lock-timeout-ms', '0'])).toThrow('--lock-timeout-ms: must be at least 1');
+  });
 });
