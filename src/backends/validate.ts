@@ -158,9 +158,9 @@ export function validateMessagePage(args: MessagePageArgs, limits: StoreLimits, 
 
 /**
  * The longest session TTL: 1,000 years of 365.25 days. The cutoff (now - TTL) must be an instant
- * every backend can compute and compare (timestamps.ts accepts years 0000 to 9999; PostgreSQL's
- * interval arithmetic fails far sooner than JavaScript's dates); 1,000 years keeps it there for
- * any clock this code will meet, and no session outlives it anyway.
+ * every backend can compute and compare: timestamps.ts takes years 0000 to 9999, and PostgreSQL's
+ * interval arithmetic overflowed from 1e8 hours. A fixed bound, rather than one that moves with
+ * the clock, so a TTL valid today stays valid; 1,000 years keeps the cutoff in range until 11025.
  * @default 8_766_000 // hours
  */
 export const MAX_TTL_HOURS = 8_766_000;

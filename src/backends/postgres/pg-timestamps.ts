@@ -14,7 +14,10 @@ import { validateTimestamp } from '../validate.js';
 /** The first instant PostgreSQL writes without `BC`. */
 const YEAR_ONE = `'0001-01-01T00:00:00+00:00'::timestamptz`;
 
-/** SQL that renders a timestamptz column as canonical text. */
+/**
+ * SQL that renders a timestamptz column as canonical text. Only 1 BC lies before year one among
+ * the values we write; an earlier one written by another program would read as year 0000 too.
+ */
 export function tsText(column: string): string {
   const rest = `to_char(${column} AT TIME ZONE 'UTC', '-MM-DD"T"HH24:MI:SS.US"000+00:00"')`;
   return `(CASE WHEN ${column} < ${YEAR_ONE} THEN '0000' ELSE to_char(${column} AT TIME ZONE 'UTC', 'YYYY') END || ${rest})`;
