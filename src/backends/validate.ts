@@ -161,7 +161,7 @@ export function validateMessagePage(args: MessagePageArgs, limits: StoreLimits, 
  * every backend can compute and compare: timestamps.ts takes years 0000 to 9999, and PostgreSQL's
  * interval arithmetic overflowed from 1e8 hours. A fixed bound, rather than one that moves with
  * the clock, so a TTL valid today stays valid; 1,000 years keeps the cutoff in range for any
- * clock between the years 1000 and 10999.
+ * clock between the years 1000 and 9999.
  * @default 8_766_000 // hours
  */
 export const MAX_TTL_HOURS = 8_766_000;
