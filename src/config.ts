@@ -16,6 +16,7 @@ import {
   TokenSpecError,
 } from './auth/token-spec.js';
 import { DEFAULT_LIMITS } from './backends/backend.js';
+import { MAX_TTL_HOURS } from './backends/validate.js';
 import { DEFAULT_MAX_BODY_BYTES } from './limits/limit-plugins.js';
 import { DEFAULT_QUERY_LIMITS } from './limits/query-limits.js';
 import { DEFAULT_MAX_OPERATION_NAMES } from './metrics/use-metrics.js';
@@ -34,6 +35,12 @@ export interface Config {
   readonly databaseSchema: string;
   /** postgres only: pooled connections. @default 10 */
   readonly poolSize: number;
+  /**
+   * postgres backend: how long a write waits for a session another writer holds (at most one
+   * pooled connection per session waits; the rest queue in memory), and any request for a pooled
+   * connection, before it fails with UNAVAILABLE. @default 5_000 // milliseconds
+   */
+  readonly lockTimeoutMs: number;
   /**
    * Live events through Redis pub/sub instead of in-process, so that several instances serving
    * one store share them: `redis://host:6379`. @default null // in-process bus
@@ -131,7 +138,14 @@ export class ConfigError extends Error {
 /** What `export` and `import` need: the store to open, nothing about serving. */
 export type StorageConfig = Pick<
   Config,
-  'backend' | 'dataDir' | 'databaseUrl' | 'databaseSchema' | 'poolSize' | 'maxContentBytes' | 'logLevel'
+  | 'backend'
+  | 'dataDir'
+  | 'databaseUrl'
+  | 'databaseSchema'
+  | 'poolSize'
+  | 'lockTimeoutMs'
+  | 'maxContentBytes'
+  | 'logLevel'
 >;
 
 const STORAGE_KEYS: ReadonlySet<keyof Config> = new Set<keyof StorageConfig>([
@@ -140,6 +154,7 @@ const STORAGE_KEYS: ReadonlySet<keyof Config> = new Set<keyof StorageConfig>([
   'databaseUrl',
   'databaseSchema',
   'poolSize',
+  'lockTimeoutMs',
   'maxContentBytes',
   'logLevel',
 ]);
@@ -270,6 +285,15 @@ const SETTINGS: readonly Setting[] = [
     schema: integer(1, 1_000),
   },
   {
+    flag: '--lock-timeout-ms <ms>',
+    key: 'lockTimeoutMs',
+    env: 'SESSIONGRAPH_LOCK_TIMEOUT_MS',
+    description:
+      'postgres backend: how long a write waits for a session another writer holds, or for a pooled connection, before UNAVAILABLE',
+    default: '5000',
+    schema: integer(1, 600_000),
+  },
+  {
     flag: '--redis-url <url>',
     key: 'redisUrl',
     env: 'SESSIONGRAPH_REDIS_URL',
@@ -336,7 +360,12 @@ const SETTINGS: readonly Setting[] = [
       .trim()
       .regex(/^\d+(\.\d+)?$/, 'must be a positive number of hours')
       .transform(Number)
-      .pipe(z.number().positive('must be a positive number of hours')),
+      .pipe(
+        z
+          .number()
+          .positive('must be a positive number of hours')
+          .max(MAX_TTL_HOURS, `must be at most ${MAX_TTL_HOURS} hours (1,000 years)`),
+      ),
   },
   {
     flag: '--ws-max-payload-bytes <bytes>',

@@ -137,6 +137,7 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
       databaseUrl: config.databaseUrl ?? undefined,
       databaseSchema: config.databaseSchema,
       poolSize: config.poolSize,
+      lockTimeoutMs: config.lockTimeoutMs,
       limits,
       logger,
       onGroupCommit: metrics?.observeGroupCommit,

@@ -18,6 +18,8 @@ export interface BackendConfig {
   databaseSchema?: string | undefined;
   /** postgres only. @default 10 // connections */
   poolSize?: number | undefined;
+  /** postgres only: see PostgresBackendOptions.lockTimeoutMs. @default 5_000 // milliseconds */
+  lockTimeoutMs?: number | undefined;
   limits?: Partial<StoreLimits> | undefined;
   logger?: Logger | undefined;
   /** SQLite only: see BackendOptions.onGroupCommit. */
@@ -45,6 +47,7 @@ export async function openBackend(config: BackendConfig): Promise<SessionBackend
         databaseUrl: config.databaseUrl,
         schema: config.databaseSchema,
         poolSize: config.poolSize,
+        lockTimeoutMs: config.lockTimeoutMs,
         limits: config.limits,
         logger: config.logger,
       });

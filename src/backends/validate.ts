@@ -5,7 +5,7 @@
 
 import { InvalidInputError, TooLargeError } from '../errors.js';
 import type { MessagePageArgs, NewMessage, SessionRecord, StoreLimits } from './backend.js';
-import { canonicalTimestamp } from './timestamps.js';
+import { canonicalTimestamp, parseTimestamp, timestampProblemText } from './timestamps.js';
 
 const LONE_SURROGATE = /\p{Surrogate}/u;
 
@@ -76,11 +76,11 @@ export function copyMessage({ role, content, createdAt }: NewMessage): NewMessag
     : { role, content, createdAt: canonicalTimestamp(createdAt)! };
 }
 
-/** An RFC 3339 timestamp as canonical text (timestamps.ts). */
+/** An RFC 3339 timestamp within the range every backend stores, as canonical text (timestamps.ts). */
 export function validateTimestamp(value: unknown, field: string): string {
-  const canonical = typeof value === 'string' ? canonicalTimestamp(value) : null;
-  if (canonical === null) throw new InvalidInputError(`${field} must be an RFC 3339 timestamp`, field);
-  return canonical;
+  const parsed = typeof value === 'string' ? parseTimestamp(value) : { problem: 'format' as const };
+  if ('problem' in parsed) throw new InvalidInputError(timestampProblemText(field, parsed.problem), field);
+  return parsed.canonical;
 }
 
 /** A validated copy of a session record, its times canonical. */
@@ -156,8 +156,24 @@ export function validateMessagePage(args: MessagePageArgs, limits: StoreLimits, 
   return resolvePage(args, limits, defaultSize);
 }
 
-export function validateTtlHours(ttlHours: number): void {
+/**
+ * The longest session TTL: 1,000 years of 365.25 days. The cutoff (now - TTL) must be an instant
+ * every backend can compute and compare: timestamps.ts takes years 0000 to 9999, and PostgreSQL's
+ * interval arithmetic overflowed from 1e8 hours. A fixed bound, rather than one that moves with
+ * the clock, so a TTL valid today stays valid; 1,000 years keeps the cutoff in range for any
+ * clock between the years 1000 and 9999.
+ * @default 8_766_000 // hours
+ */
+export const MAX_TTL_HOURS = 8_766_000;
+
+export function validateTtlHours(ttlHours: unknown): asserts ttlHours is number {
   if (typeof ttlHours !== 'number' || !Number.isFinite(ttlHours) || ttlHours <= 0) {
     throw new InvalidInputError('ttlHours must be a positive number of hours', 'ttlHours');
+  }
+  if (ttlHours > MAX_TTL_HOURS) {
+    throw new InvalidInputError(
+      `ttlHours must be at most ${MAX_TTL_HOURS.toLocaleString('en')} (1,000 years); got ${ttlHours}`,
+      'ttlHours',
+    );
   }
 }

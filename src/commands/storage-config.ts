@@ -27,6 +27,7 @@ export function openStore(config: StorageConfig, logger: Logger): Promise<Sessio
     databaseUrl: config.databaseUrl ?? undefined,
     databaseSchema: config.databaseSchema,
     poolSize: config.poolSize,
+    lockTimeoutMs: config.lockTimeoutMs,
     limits: { maxContentBytes: config.maxContentBytes },
     logger,
   });

@@ -4,8 +4,8 @@
  */
 
 import { encodeGlobalID } from '@pothos/plugin-relay';
-import { z } from 'zod';
 import type { CompactResult, SessionInfo } from '../backends/backend.js';
+import { MAX_TTL_HOURS, validateTtlHours } from '../backends/validate.js';
 import { ForbiddenError, InvalidInputError, NotFoundError, UnavailableError } from '../errors.js';
 import { builder } from './builder.js';
 import { afterWrite } from './context.js';
@@ -37,8 +37,10 @@ const CleanupStaleSessionsInput = builder.inputType('CleanupStaleSessionsInput',
   fields: (t) => ({
     ttlHours: t.float({
       required: true,
-      description: 'Remove every session whose last activity is older than this many hours (> 0).',
-      validate: z.number().positive().finite(),
+      description:
+        'Remove every session whose last activity is older than this many hours: more than 0, at ' +
+        `most ${MAX_TTL_HOURS} (1,000 years). Out of range: an InvalidInputError result naming ` +
+        '`ttlHours`.',
     }),
   }),
 });
@@ -148,6 +150,10 @@ builder.mutationFields((t) => ({
         description: 'All arguments of this mutation, in one object.',
       }),
     },
-    resolve: (_root, { input }, ctx) => afterWrite(ctx, ctx.backend.cleanupStale(input.ttlHours)),
+    resolve: (_root, { input }, ctx) => {
+      // Checked here, not by a zod rule, so a refusal is this union's InvalidInputError member.
+      validateTtlHours(input.ttlHours);
+      return afterWrite(ctx, ctx.backend.cleanupStale(input.ttlHours));
+    },
   }),
 }));

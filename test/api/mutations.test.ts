@@ -275,8 +275,17 @@ describe.each(['sqlite', 'jsonl'] as const)('mutations over HTTP: %s', (kind) =>
       deletedCount: 1,
     });
     expect((await t.gql('{ session(key: "gw_stale") { key } }')).data?.session).toBeNull();
-    const zero = await t.gql(CLEANUP, { input: { ttlHours: 0 } });
-    expect(zero.errors?.[0]?.extensions).toMatchObject({ code: 'INVALID' });
+    for (const ttlHours of [0, -1, 8_766_000.5, 1e308]) {
+      const refused = await t.gql(CLEANUP, { input: { ttlHours } });
+      expect(refused.errors, String(ttlHours)).toBeUndefined();
+      expect(refused.data?.cleanupStaleSessions).toMatchObject({
+        __typename: 'InvalidInputError',
+        code: 'INVALID',
+        field: 'ttlHours',
+      });
+    }
+    const longest = await t.gql(CLEANUP, { input: { ttlHours: 8_766_000 } });
+    expect(longest.data?.cleanupStaleSessions).toMatchObject({ deletedCount: 0 });
   });
 
   it('never merges two keys that share a JSONL file name: refused on JSONL, kept apart on SQLite', async () => {

@@ -1,11 +1,87 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Json, startTestServer, type TestServer } from '../helpers/server.js';
+import { openPostgresBackend } from '../../src/backends/postgres/postgres-backend.js';
+import { createLogger } from '../../src/logger.js';
+import { startServer } from '../../src/server.js';
+import { dropSchemas, TEST_DATABASE_URL, uniqueSchema } from '../helpers/postgres-database.js';
+import { type Json, postGraphQL, startTestServer, type TestServer, testConfig } from '../helpers/server.js';
 
 const SEARCH = `query ($query: String!, $first: Int, $after: String, $filter: SearchFilter, $orderBy: SearchOrder) {
   search(query: $query, first: $first, after: $after, filter: $filter, orderBy: $orderBy) {
     edges { cursor node { score snippet snippetText snippetMatches { start end }
       message { seq role content sessionKey session { key } } } }
     pageInfo { hasNextPage hasPreviousPage endCursor } } }`;
+
+type Gql = (query: string, variables?: Record<string, unknown>) => Promise<Json>;
+
+/**
+ * The edges of the DateTime range as search bounds: the latest instant with sub-microsecond
+ * digits (PostgreSQL's microsecond rounding carried it into year 10000 at 42b5b5a), the earliest,
+ * and instants an offset moves outside UTC years 0000-9999, refused by the scalar on every
+ * backend: BAD_USER_INPUT as a variable, GRAPHQL_VALIDATION_FAILED as a literal (where graphql-js
+ * reports a scalar's refusal), with the scalar's message.
+ */
+async function expectTimeEdges(gql: Gql, timed: boolean): Promise<void> {
+  const latest = '9999-12-31T23:59:59.9999999Z';
+  const search = (filter: Record<string, string>) => gql(SEARCH, { query: 'deploy', filter });
+  const count = async (filter: Record<string, string>) => {
+    const r = await search(filter);
+    expect(r.errors, JSON.stringify(filter)).toBeUndefined();
+    return r.data.search.edges.length;
+  };
+  if (timed) {
+    expect(await count({ until: latest })).toBe(2);
+    expect(await count({ since: latest })).toBe(0);
+    expect(await count({ since: '0000-01-01T00:00:00Z', until: latest })).toBe(2);
+  } else {
+    expect((await search({ until: latest })).errors?.[0]?.extensions).toMatchObject({ code: 'INVALID' });
+  }
+  for (const since of ['0000-01-01T00:30:00+01:00', '9999-12-31T23:59:59-00:01']) {
+    const variable = await search({ since });
+    expect(variable.errors?.[0]?.extensions, since).toMatchObject({ code: 'BAD_USER_INPUT' });
+    expect(variable.errors?.[0]?.message).toMatch(/outside the supported range: UTC years 0000 to 9999/);
+    const literal = await gql(
+      `{ search(query: "deploy", filter: { since: "${since}" }) { edges { cursor } } }`,
+    );
+    expect(literal.errors?.[0]?.extensions, since).toMatchObject({ code: 'GRAPHQL_VALIDATION_FAILED' });
+    expect(literal.errors?.[0]?.message).toMatch(/outside the supported range: UTC years 0000 to 9999/);
+  }
+}
+
+describe('search over HTTP: postgres', () => {
+  const schema = uniqueSchema('sg_api_search');
+  const dataDir = mkdtempSync(join(tmpdir(), 'sg-api-postgres-'));
+  let close: (() => Promise<void>) | undefined;
+  let url: string;
+
+  beforeAll(async () => {
+    const backend = await openPostgresBackend({ databaseUrl: TEST_DATABASE_URL, schema, poolSize: 3 });
+    await backend.append('telegram_1_alice', [
+      { role: 'user', content: 'the deploy failed again' },
+      { role: 'assistant', content: 'I will look at the deploy logs' },
+    ]);
+    const server = await startServer(
+      testConfig('postgres', dataDir, { databaseUrl: TEST_DATABASE_URL, databaseSchema: schema }),
+      { backend, logger: createLogger({ level: 'silent' }) },
+    );
+    url = server.url;
+    close = async () => {
+      await server.close();
+      await backend.close();
+    };
+  });
+  afterAll(async () => {
+    await close?.();
+    await dropSchemas([schema]);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('takes DateTime bounds at both ends of the range, and refuses one beyond it', async () => {
+    await expectTimeEdges((query, variables) => postGraphQL(url, query, variables), true);
+  });
+});
 
 describe.each(['sqlite', 'jsonl'] as const)('search over HTTP: %s', (kind) => {
   let t: TestServer;
@@ -103,6 +179,10 @@ describe.each(['sqlite', 'jsonl'] as const)('search over HTTP: %s', (kind) => {
     } else {
       expect(r.errors?.[0]?.extensions).toMatchObject({ code: 'INVALID' });
     }
+  });
+
+  it('takes DateTime bounds at both ends of the range, and refuses one beyond it', async () => {
+    await expectTimeEdges(t.gql, kind === 'sqlite');
   });
 
   it('pages hits forward with cursors, without repeats, in both orders', async () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { NewMessage, SearchPage, SessionBackend, StoreLimits } from '../../src/backends/backend.js';
 import { SNIPPET_CLOSE, SNIPPET_OPEN } from '../../src/backends/backend.js';
+import { MAX_TTL_HOURS } from '../../src/backends/validate.js';
 import {
   AppError,
   ConflictError,
@@ -303,6 +304,24 @@ export function runContractSuite(harness: BackendHarness): void {
         expect(prefixOnly.items).toEqual([]);
       });
 
+      it('takes activity bounds at both ends of the range and refuses any beyond it', async () => {
+        await seed();
+        const keys = async (filter: { activeSince?: string; activeBefore?: string }) =>
+          (await store.sessions({ filter })).items.length;
+        expect(await keys({ activeBefore: '9999-12-31T23:59:59.9999999Z' })).toBe(4);
+        expect(await keys({ activeSince: '9999-12-31T23:59:59.9999999Z' })).toBe(0);
+        expect(await keys({ activeSince: '0000-01-01T00:00:00Z' })).toBe(4);
+        expect(await keys({ activeBefore: '0099-12-31T23:59:59Z' })).toBe(0);
+        for (const activeSince of [
+          '10000-01-01T00:00:00Z',
+          '9999-12-31T23:00:00-01:00',
+          '0000-01-01T00:00:00+00:01',
+        ]) {
+          const error = await expectError(store.sessions({ filter: { activeSince } }), InvalidInputError);
+          expect(error.field).toBe('filter.activeSince');
+        }
+      });
+
       it('pages with cursors in every order, both directions', async () => {
         await seed();
         for (const order of ['LAST_ACTIVITY_DESC', 'LAST_ACTIVITY_ASC', 'KEY_ASC', 'KEY_DESC'] as const) {
@@ -400,6 +419,16 @@ export function runContractSuite(harness: BackendHarness): void {
         expect(await store.cleanupStale(24)).toEqual([]);
         await expectError(store.cleanupStale(0), InvalidInputError);
         await expectError(store.cleanupStale(Number.NaN), InvalidInputError);
+      });
+
+      it('takes a TTL up to 1,000 years and refuses a longer one, naming ttlHours', async () => {
+        await fill('kept', 1);
+        for (const ttlHours of [1e308, MAX_TTL_HOURS * 1.000_001, 1e8, Number.POSITIVE_INFINITY, -1]) {
+          const error = await expectError(store.cleanupStale(ttlHours), InvalidInputError);
+          expect(error.field, String(ttlHours)).toBe('ttlHours');
+        }
+        expect(await store.cleanupStale(MAX_TTL_HOURS)).toEqual([]);
+        expect(await store.session('kept')).not.toBeNull();
       });
     });
 
@@ -547,6 +576,30 @@ export function runContractSuite(harness: BackendHarness): void {
           );
         }
       });
+
+      it('takes message-time bounds at both ends of the range and refuses any beyond it', async () => {
+        await corpus();
+        const latest = '9999-12-31T23:59:59.9999999Z';
+        const earliest = '0000-01-01T00:00:00Z';
+        if (store.info().capabilities.messageTimestamps) {
+          const hits = async (filter: { since?: string; until?: string }) =>
+            (await store.search({ query: 'deploy', filter })).hits.length;
+          expect(await hits({ until: latest })).toBe(2);
+          expect(await hits({ since: latest })).toBe(0);
+          expect(await hits({ since: earliest })).toBe(2);
+          expect(await hits({ until: earliest })).toBe(0);
+        }
+        for (const [field, value] of [
+          ['since', '9999-12-31T23:30:00-01:00'],
+          ['until', '0000-01-01T00:30:00+01:00'],
+        ] as const) {
+          const error = await expectError(
+            store.search({ query: 'deploy', filter: { [field]: value } }),
+            InvalidInputError,
+          );
+          if (store.info().capabilities.messageTimestamps) expect(error.message).toMatch(/0000 to 9999/);
+        }
+      });
     });
 
     describe('bad input: a typed error and nothing stored', () => {
@@ -598,6 +651,75 @@ export function runContractSuite(harness: BackendHarness): void {
           expect(stored.map((m) => m.createdAt)).toEqual([null, null, null]);
         }
         expect(stored.map((m) => m.content)).toEqual(['old', 'older reply', 'now']);
+      });
+
+      it('keeps years 0-99 and fractions before 1970 as given, in messages and session records', async () => {
+        const given = [
+          ['0050-06-01T00:00:00Z', '0050-06-01T00:00:00.000000000+00:00'],
+          ['0000-01-01T00:00:00.000001Z', '0000-01-01T00:00:00.000001000+00:00'],
+          ['0099-12-31T23:59:59.5-01:00', '0100-01-01T00:59:59.500000000+00:00'],
+          ['1969-12-31T23:59:59.25Z', '1969-12-31T23:59:59.250000000+00:00'],
+          ['9999-12-31T23:59:59.999999Z', '9999-12-31T23:59:59.999999000+00:00'],
+        ] as const;
+        await store.append(
+          'ancient',
+          given.map(([createdAt], i) => ({ role: 'user', content: `m${i}`, createdAt })),
+        );
+        const stored = (await store.messages('ancient')).items.map((m) => m.createdAt);
+        if (store.info().capabilities.messageTimestamps) {
+          expect(stored).toEqual(given.map(([, canonical]) => canonical));
+          const since = await store.search({ query: 'm0', filter: { since: '0050-06-01T00:00:00Z' } });
+          expect(since.hits.map((h) => h.message.content)).toEqual(['m0']);
+          const until = await store.search({ query: 'm0', filter: { until: '0050-06-01T00:00:00Z' } });
+          expect(until.hits).toEqual([]);
+        } else {
+          expect(stored).toEqual(given.map(() => null));
+        }
+        if (!store.restoreSession) return;
+        const restored = await store.restoreSession('ancient', {
+          name: null,
+          createdAt: '0000-01-01T00:00:00Z',
+          lastActivityAt: '0050-06-01T12:00:00.123456+00:00',
+        });
+        expect(restored).toMatchObject({
+          createdAt: '0000-01-01T00:00:00.000000000+00:00',
+          lastActivityAt: '0050-06-01T12:00:00.123456000+00:00',
+        });
+        expect(await store.session('ancient')).toMatchObject({
+          createdAt: '0000-01-01T00:00:00.000000000+00:00',
+          lastActivityAt: '0050-06-01T12:00:00.123456000+00:00',
+        });
+        const window = {
+          activeSince: '0050-06-01T12:00:00.123456Z',
+          activeBefore: '0050-06-01T12:00:00.1234561Z',
+        };
+        expect((await store.sessions({ filter: window })).items.map((s) => s.key)).toEqual(['ancient']);
+        expect(await store.cleanupStale(MAX_TTL_HOURS)).toEqual(['ancient']);
+      });
+
+      it('refuses a createdAt outside UTC years 0000 to 9999, naming it and storing nothing', async () => {
+        for (const createdAt of [
+          '0000-01-01T00:59:59+01:00',
+          '9999-12-31T23:00:00-01:00',
+          '10000-01-01T00:00:00Z',
+        ]) {
+          const error = await expectError(
+            store.append('s', [user('fine'), { role: 'user', content: 'x', createdAt }]),
+            InvalidInputError,
+          );
+          expect(error.field, createdAt).toBe('messages[1].createdAt');
+        }
+        if (store.restoreSession) {
+          await expectError(
+            store.restoreSession('s', {
+              name: null,
+              createdAt: null,
+              lastActivityAt: '0000-01-01T00:00:00+00:01',
+            }),
+            InvalidInputError,
+          );
+        }
+        expect(await store.session('s')).toBeNull();
       });
 
       it('rejects a createdAt that is not RFC 3339, storing nothing', async () => {

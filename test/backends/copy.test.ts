@@ -218,6 +218,62 @@ describe('round trip', () => {
     }
   });
 
+  it('keeps years 0-99 through SQLite -> PostgreSQL -> SQLite, and refuses a time outside 0000-9999', async () => {
+    const session = (key: string, createdAt: string, lastActivityAt: string, messageCount: number) =>
+      JSON.stringify({ type: 'session', key, name: null, createdAt, lastActivityAt, messageCount });
+    const message = (seq: number, createdAt: string) =>
+      JSON.stringify({ type: 'message', seq, role: 'user', content: `said in ${createdAt}`, createdAt });
+    const stream = [
+      JSON.stringify({
+        type: 'header',
+        format: 'sessiongraph-export',
+        version: 1,
+        exportedAt: '2026-01-01T00:00:00.000000000+00:00',
+        source: { kind: 'sqlite', version: 'hand-written' },
+        sessions: 2,
+        messages: 4,
+      }),
+      session('ancient', '0000-01-01T00:00:00.000000000+00:00', '0099-12-31T23:59:59.999999999+00:00', 3),
+      message(1, '0000-01-01T00:00:00.000000000+00:00'),
+      message(2, '0050-06-01T00:00:00.123456789+00:00'),
+      message(3, '0099-12-31T23:59:59.999999999+00:00'),
+      session('shifted', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', 1),
+      message(1, '0000-01-01T00:30:00+01:00'),
+      JSON.stringify({ type: 'end', sessions: 2, messages: 4 }),
+    ];
+    const expected = {
+      key: 'ancient',
+      name: null,
+      createdAt: '0000-01-01T00:00:00.000000000+00:00',
+      lastActivityAt: '0099-12-31T23:59:59.999999999+00:00',
+      messageCount: 3,
+      messages: [
+        '0000-01-01T00:00:00.000000000+00:00',
+        '0050-06-01T00:00:00.123456789+00:00',
+        '0099-12-31T23:59:59.999999999+00:00',
+      ].map((createdAt) => ({ role: 'user', content: `said in ${createdAt}`, createdAt })),
+    };
+
+    const first = await sqlite();
+    const summary = await importSessions(first, each(stream));
+    expect(summary).toMatchObject({ sessions: 2, imported: 3, complete: true });
+    expect(summary.failed.map((f) => [f.key, f.error.constructor, f.error.message])).toEqual([
+      ['shifted', InvalidInputError, expect.stringMatching(/createdAt is outside the supported range/)],
+    ]);
+    expect(await first.session('shifted')).toBeNull();
+    expect(await snapshot(first)).toEqual([expected]);
+
+    const pg = await postgres();
+    expect(await importSessions(pg, each(await exportAll(first)))).toMatchObject({ imported: 3, failed: [] });
+    const throughPg = await snapshot(pg);
+    expect(throughPg).toEqual(await snapshot(first, micros));
+    expect(throughPg[0]!.messages.map((m) => m.createdAt!.slice(0, 4))).toEqual(['0000', '0050', '0099']);
+
+    const last = await sqlite();
+    expect(await importSessions(last, each(await exportAll(pg)))).toMatchObject({ imported: 3, failed: [] });
+    expect(await snapshot(last)).toEqual(throughPg);
+  });
+
   it('SQLite -> SQLite is exact to the nanosecond', async () => {
     const { backend: source } = await sourceWorkspace();
     const target = await sqlite();

@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { AppendResult, NewMessage, SessionBackend } from '../../src/backends/backend.js';
 import { SNIPPET_CLOSE, SNIPPET_OPEN } from '../../src/backends/backend.js';
+import { openBackend } from '../../src/backends/open-backend.js';
 import { PROBE_LIMIT, RECENT_SPAN } from '../../src/backends/postgres/newest-matches.js';
 import {
   openPostgresBackend,
@@ -489,6 +490,70 @@ describe('PostgreSQL backend', () => {
       } finally {
         await proxy.close();
       }
+    });
+  });
+
+  describe('a session row locked from outside', () => {
+    /** Our connections that wait for a row lock right now. */
+    async function lockWaiters(applicationName: string): Promise<number> {
+      return withAdminClient(async (c) => {
+        const { rows } = await c.query(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`,
+          [applicationName],
+        );
+        return rows[0].n as number;
+      });
+    }
+
+    it('holds one pooled connection for its waiters: other sessions are served, its writes fail Unavailable', async () => {
+      const name = `sg_lock_${randomBytes(4).toString('hex')}`;
+      const schema = uniqueSchema('sg_pg_lock');
+      // Through openBackend, as `serve --pool-size 3 --lock-timeout-ms 3000` opens it.
+      schemas.add(schema);
+      const store = await openBackend({
+        kind: 'postgres',
+        dataDir: '',
+        databaseUrl: `${TEST_DATABASE_URL}?application_name=${name}`,
+        databaseSchema: schema,
+        poolSize: 3,
+        lockTimeoutMs: 3_000,
+      });
+      opened.push(store);
+      await store.append('locked', [user('before the lock')]);
+      const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await admin.connect();
+      let blocked: Array<Promise<unknown>>;
+      try {
+        await admin.query('BEGIN');
+        await admin.query(
+          `SELECT 1 FROM ${pg.escapeIdentifier(schema)}.sessions WHERE key = 'locked' FOR UPDATE`,
+        );
+        // Every kind of write to the locked session, asked first: each one could take a pooled connection.
+        blocked = [
+          ...Array.from({ length: 4 }, (_, i) => store.append('locked', [user(`blocked ${i}`)])),
+          store.removeLast('locked'),
+          store.removeLast('locked', { expectedLastSeq: 1 }),
+          store.renameSession('locked', 'renamed'),
+          store.compact('locked'),
+          store.deleteSession('locked'),
+        ].map((write: Promise<unknown>) => outcome(write));
+        while ((await lockWaiters(name)) === 0) await new Promise((resolve) => setImmediate(resolve));
+
+        const others = await Promise.all(
+          Array.from({ length: 16 }, (_, i) => outcome(store.append(`other_${i}`, [user(`hello ${i}`)]))),
+        );
+        expect(others.filter((r) => r instanceof Error)).toEqual([]);
+        // Reads never wait for a row lock.
+        expect((await store.session('locked'))?.messageCount).toBe(1);
+        for (const result of await Promise.all(blocked)) expect(result).toBeInstanceOf(UnavailableError);
+      } finally {
+        await admin.query('ROLLBACK');
+        await admin.end();
+      }
+      await store.append('locked', [user('after the lock')]);
+      const page = await store.messages('locked');
+      expect(page.items.map((m) => m.content)).toEqual(['before the lock', 'after the lock']);
+      expect((await store.sessions({ filter: { keyPrefix: 'other_' }, first: 100 })).items).toHaveLength(16);
     });
   });
 });

@@ -66,6 +66,7 @@ export function testConfig(kind: BackendKind, dataDir: string, overrides: Partia
     databaseUrl: null,
     databaseSchema: 'sessiongraph',
     poolSize: 10,
+    lockTimeoutMs: 5_000,
     redisUrl: null,
     redisPrefix: 'sessiongraph',
     wsMaxPayloadBytes: 4_194_304,

@@ -1,7 +1,7 @@
 /**
  * The operating settings through the real `sessiongraph serve`: `/metrics` on by default, off with
  * `--no-metrics` or `SESSIONGRAPH_METRICS=off`, a bad value refused with exit code 2; the request
- * id echoed on every endpoint.
+ * id echoed on every endpoint; a session TTL past the longest every backend can compute refused.
  */
 
 import type { ChildProcess } from 'node:child_process';
@@ -9,8 +9,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { MAX_TTL_HOURS } from '../../src/backends/validate.js';
 import { EXIT_OK, EXIT_USAGE } from '../../src/commands/exit-codes.js';
 import { spawnServe } from '../helpers/cli-serve.js';
+import { parseServeArgs } from '../helpers/serve-config.js';
 
 const work = mkdtempSync(join(tmpdir(), 'sg-serve-flags-'));
 const children = new Set<ChildProcess>();
@@ -62,5 +64,27 @@ describe('serve: operating settings', () => {
       running.child.kill('SIGTERM');
       expect(await running.exited).toBe(EXIT_OK);
     }
+  });
+
+  it('takes a session TTL up to 1,000 years and refuses a longer one by flag or variable', async () => {
+    const refused = await serve('ttl-flag', ['--session-ttl-hours', `${MAX_TTL_HOURS}.5`]);
+    expect(refused.url).toBeNull();
+    expect(await refused.exited).toBe(EXIT_USAGE);
+    expect(refused.stderr()).toContain(
+      `--session-ttl-hours: must be at most ${MAX_TTL_HOURS} hours (1,000 years)`,
+    );
+    expect(() => parseServeArgs([], { SESSIONGRAPH_SESSION_TTL_HOURS: `1${'0'.repeat(308)}` })).toThrow(
+      `SESSIONGRAPH_SESSION_TTL_HOURS: must be at most ${MAX_TTL_HOURS} hours`,
+    );
+    expect(parseServeArgs(['--session-ttl-hours', String(MAX_TTL_HOURS)]).sessionTtlHours).toBe(
+      MAX_TTL_HOURS,
+    );
+  }, 60_000);
+
+  it('takes the PostgreSQL lock wait in milliseconds, 5 s by default', () => {
+    expect(parseServeArgs([]).lockTimeoutMs).toBe(5_000);
+    expect(parseServeArgs(['--lock-timeout-ms', '250']).lockTimeoutMs).toBe(250);
+    expect(parseServeArgs([], { SESSIONGRAPH_LOCK_TIMEOUT_MS: '1500' }).lockTimeoutMs).toBe(1_500);
+    expect(() => parseServeArgs(['--lock-timeout-ms', '0'])).toThrow('--lock-timeout-ms: must be at least 1');
   });
 });

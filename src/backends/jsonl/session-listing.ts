@@ -7,8 +7,7 @@ import { InvalidInputError } from '../../errors.js';
 import type { SessionCursor, SessionOrder, SessionPageArgs, StoreLimits } from '../backend.js';
 import { DEFAULT_PAGE_SIZE } from '../backend.js';
 import { channelOf } from '../keys.js';
-import { canonicalTimestamp } from '../timestamps.js';
-import { resolvePage } from '../validate.js';
+import { resolvePage, validateTimestamp } from '../validate.js';
 
 export interface ListedSession {
   key: string;
@@ -52,9 +51,7 @@ function compareIn(order: SessionOrder, a: SessionCursor, b: SessionCursor): num
 
 function timestampArg(value: string | null | undefined, field: string): string | null | undefined {
   if (value === undefined || value === null) return value;
-  const canonical = typeof value === 'string' ? canonicalTimestamp(value) : null;
-  if (canonical === null) throw new InvalidInputError(`${field} is not an RFC 3339 timestamp`, field);
-  return canonical;
+  return validateTimestamp(value, field);
 }
 
 function cursorArg(cursor: SessionCursor | undefined, field: string): SessionCursor | undefined {

@@ -10,7 +10,7 @@ import { ConflictError } from '../../errors.js';
 import type { AppendResult, NewMessage, StoredMessage } from '../backend.js';
 import type { PgContext } from './pg-context.js';
 import type { Queryable } from './pg-runner.js';
-import { toMicros, tsText } from './pg-timestamps.js';
+import { pgTimestamp, toMicros, tsText } from './pg-timestamps.js';
 import { readSessionInfo } from './session-reads.js';
 import { tsvectorLiteral } from './tsvector-literal.js';
 
@@ -147,11 +147,11 @@ async function store(q: Queryable, ctx: PgContext, request: AppendRequest): Prom
       key,
       messages.map((m) => m.role),
       messages.map((m) => m.content),
-      at,
+      pgTimestamp(at),
       messages.length,
       messages.map((m) => tsvectorLiteral(m.content)),
       ...(clientMessageId === undefined ? [] : [clientMessageId, request.requestHash]),
-      ...(timed ? [messages.map((m) => (m.createdAt === undefined ? null : toMicros(m.createdAt)))] : []),
+      ...(timed ? [messages.map((m) => (m.createdAt === undefined ? null : pgTimestamp(m.createdAt)))] : []),
     ],
   });
   const stored: StoredMessage[] = messages.map((m, i) => ({
@@ -175,7 +175,7 @@ async function store(q: Queryable, ctx: PgContext, request: AppendRequest): Prom
 
 export async function appendMessages(ctx: PgContext, request: AppendRequest): Promise<AppendResult> {
   try {
-    return await ctx.db.write((q) => store(q, ctx, request), {
+    return await ctx.db.writeSession(request.key, (q) => store(q, ctx, request), {
       // Ids are never reused, so the first stored id existing means the transaction committed.
       committed: async (q, result) =>
         (await q.query(`SELECT 1 FROM ${ctx.t.messages} WHERE id = $1`, [result.messages[0]!.seq]))

@@ -10,12 +10,20 @@
  *   connection where the caller can tell; otherwise it is an UnavailableError. An acknowledged
  *   write is one whose COMMIT returned, so it is never lost.
  * - A deadlock or serialization failure (the server rolled back) runs once more.
+ * - writeSession() waits for its session's turn in this process first, without a connection:
+ *   at most one pooled connection per session waits on that session's row lock. A row held from
+ *   outside (another instance, an admin's `SELECT ... FOR UPDATE`) then ties up one connection,
+ *   not the whole pool, and the other sessions go on. The turn and the lock share one budget, the
+ *   pool's `lock_timeout`: a write that queued starts its transaction with what is left of it, so
+ *   it fails UnavailableError after about that long in all, however many were ahead of it.
  * Anything still failing goes through translatePgError.
  */
 
+import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { UnavailableError } from '../../errors.js';
+import { KeyedMutex } from '../jsonl/async-mutex.js';
 import { isConnectionError, isRetryableAbort, translatePgError } from './pg-errors.js';
 
 export type Queryable = Pick<pg.ClientBase, 'query'>;
@@ -31,6 +39,15 @@ export interface WriteOptions<T> {
 export interface PgRunner {
   read<T>(work: (client: Queryable) => Promise<T>): Promise<T>;
   write<T>(work: (client: Queryable) => Promise<T>, options?: WriteOptions<T>): Promise<T>;
+  /**
+   * write() for a transaction that locks one session's row: writes to one session run one at a
+   * time in this process, the others waiting their turn without a connection.
+   */
+  writeSession<T>(
+    session: string,
+    work: (client: Queryable) => Promise<T>,
+    options?: WriteOptions<T>,
+  ): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -42,10 +59,19 @@ interface Lease {
 
 type Attempt = 'first' | 'fresh' | 'again';
 
+/** What is left of a write's lock budget when it got its turn; undefined: the pool's whole one. */
+type LockBudget = number | undefined;
+
 const ignore = () => {};
 
+/**
+ * @param config `lock_timeout` (milliseconds) also bounds a write's wait for its session's turn;
+ *   without it, the turn is waited for as long as it takes
+ */
 export function createPgRunner(config: pg.PoolConfig, logger?: Logger): PgRunner {
   const pool = new pg.Pool(config);
+  const lockTimeoutMs = typeof config.lock_timeout === 'number' ? config.lock_timeout : undefined;
+  const turns = new KeyedMutex();
   // An idle connection that the server closes is dropped by the pool; unheard, it would crash us.
   pool.on('error', (error) => logger?.warn({ err: error }, 'an idle PostgreSQL connection failed'));
   let closed = false;
@@ -137,20 +163,22 @@ export function createPgRunner(config: pg.PoolConfig, logger?: Logger): PgRunner
     work: (client: Queryable) => Promise<T>,
     options: WriteOptions<T> | undefined,
     attempt: Attempt,
+    budget: LockBudget,
   ): Promise<T> {
     let held: Lease;
     try {
       held = await lease(attempt);
     } catch (error) {
       if (attempt === 'first' && isConnectionError(error)) {
-        return retry(error, () => write(work, options, 'fresh'));
+        return retry(error, () => write(work, options, 'fresh', budget));
       }
       throw error;
     }
     let committing = false;
     let value: T | undefined;
     try {
-      await held.client.query('BEGIN');
+      // One round trip either way; the budget is an integer this process computed.
+      await held.client.query(budget === undefined ? 'BEGIN' : `BEGIN; SET LOCAL lock_timeout = ${budget}`);
       value = await work(held.client);
       committing = true;
       await held.client.query('COMMIT');
@@ -160,13 +188,39 @@ export function createPgRunner(config: pg.PoolConfig, logger?: Logger): PgRunner
       if (isConnectionError(error)) {
         held.release(error as Error);
         if (committing) return settle(value as T, error, options);
-        if (attempt === 'first') return retry(error, () => write(work, options, 'fresh'));
+        if (attempt === 'first') return retry(error, () => write(work, options, 'fresh', budget));
         throw error;
       }
       await rollback(held);
       if (attempt === 'first' && isRetryableAbort(error))
-        return retry(error, () => write(work, options, 'again'));
+        return retry(error, () => write(work, options, 'again', budget));
       throw error;
+    }
+  }
+
+  /** Runs the write in its session's turn, with what is left of the lock budget once it has it. */
+  async function inTurn<T>(
+    session: string,
+    work: (client: Queryable) => Promise<T>,
+    options: WriteOptions<T> | undefined,
+  ): Promise<T> {
+    const asked = performance.now();
+    const release = await turns.lock(session, lockTimeoutMs);
+    if (!release) {
+      throw new UnavailableError(
+        `the session is busy: this write waited ${lockTimeoutMs} ms behind earlier writes to it; retry later`,
+      );
+    }
+    try {
+      const waited = performance.now() - asked;
+      // Only a write that queued pays for the SET; a tiny remainder still fails as a lock timeout.
+      const budget =
+        lockTimeoutMs === undefined || waited < 1
+          ? undefined
+          : Math.max(1, Math.floor(lockTimeoutMs - waited));
+      return await write(work, options, 'first', budget);
+    } finally {
+      release();
     }
   }
 
@@ -180,7 +234,14 @@ export function createPgRunner(config: pg.PoolConfig, logger?: Logger): PgRunner
     },
     async write(work, options) {
       try {
-        return await write(work, options, 'first');
+        return await write(work, options, 'first', undefined);
+      } catch (error) {
+        throw translatePgError(error);
+      }
+    },
+    async writeSession(session, work, options) {
+      try {
+        return await inTurn(session, work, options);
       } catch (error) {
         throw translatePgError(error);
       }

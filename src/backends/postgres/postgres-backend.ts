@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL backend, for several sessiongraph instances serving one store. Every operation
- * is one statement or one transaction on a pooled connection (pg-runner.ts); appends to a session
- * serialise on its row lock, in this process and across instances alike.
+ * is one statement or one transaction on a pooled connection (pg-runner.ts); writes to a session
+ * serialise on its row lock across instances, and take turns in memory within this process, so
+ * one locked session never holds more than one pooled connection.
  */
 
 import pg from 'pg';
@@ -48,8 +49,10 @@ export interface PostgresBackendOptions {
   limits?: Partial<StoreLimits> | undefined;
   logger?: Logger | undefined;
   /**
-   * How long to wait for a session row another writer holds, and for a free pooled connection,
-   * before failing with UnavailableError.
+   * How long to wait for a session row another writer holds (this instance's earlier writes to
+   * the same session included: they queue in memory, and at most one pooled connection per
+   * session waits on the row), and for a free pooled connection, before failing with
+   * UnavailableError.
    * @default 5_000 // milliseconds
    */
   lockTimeoutMs?: number | undefined;

@@ -7,14 +7,14 @@
 import { NotFoundError } from '../../errors.js';
 import type { SessionInfo, SessionRecord } from '../backend.js';
 import type { PgContext } from './pg-context.js';
-import { toMicros } from './pg-timestamps.js';
+import { pgTimestamp } from './pg-timestamps.js';
 import { readSessionInfo } from './session-reads.js';
 
 /** @param record validated: times canonical or null (keep the stored ones, or now when new) */
 export function restoreSession(ctx: PgContext, key: string, record: SessionRecord): Promise<SessionInfo> {
   const { t } = ctx;
-  const time = (value: string | null) => (value === null ? null : toMicros(value));
-  return ctx.db.write(async (q) => {
+  const time = (value: string | null) => (value === null ? null : pgTimestamp(value));
+  return ctx.db.writeSession(key, async (q) => {
     await q.query(
       `INSERT INTO ${t.sessions} AS s (key, name, created_at, last_activity, message_count)
        SELECT $1, $2, coalesce($3::timestamptz, now.at), coalesce($4::timestamptz, now.at), 0

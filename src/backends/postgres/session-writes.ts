@@ -33,7 +33,7 @@ export function removeLastMessage(
   expectedLastSeq: number | undefined,
 ): Promise<RemoveLastResult> {
   const { t } = ctx;
-  return ctx.db.write(async (q) => {
+  return ctx.db.writeSession(key, async (q) => {
     await lockSession(q, t, key);
     const last = await readLastMessage(q, t, key);
     const actual = last?.seq ?? null;
@@ -62,7 +62,7 @@ export function removeLastMessage(
  */
 export function compactSession(ctx: PgContext, key: string): Promise<CompactResult> {
   const { t } = ctx;
-  return ctx.db.write(async (q) => {
+  return ctx.db.writeSession(key, async (q) => {
     await lockSession(q, t, key);
     await q.query(
       `UPDATE ${t.sessions} SET message_count = (SELECT count(*) FROM ${t.messages} WHERE session_key = $1)
@@ -83,7 +83,7 @@ async function deleteContents(q: Queryable, t: PgTables, keys: string[]): Promis
 
 export function deleteSession(ctx: PgContext, key: string): Promise<void> {
   const { t } = ctx;
-  return ctx.db.write(async (q) => {
+  return ctx.db.writeSession(key, async (q) => {
     const { rowCount } = await q.query(`DELETE FROM ${t.sessions} WHERE key = $1`, [key]);
     if (rowCount === 0) throw notFound(key);
     await deleteContents(q, t, [key]);
@@ -93,7 +93,7 @@ export function deleteSession(ctx: PgContext, key: string): Promise<void> {
 /** Creates the session, with no message, when absent; never touches last_activity. */
 export function renameSession(ctx: PgContext, key: string, name: string | null): Promise<SessionInfo> {
   const { t } = ctx;
-  return ctx.db.write(async (q) => {
+  return ctx.db.writeSession(key, async (q) => {
     await q.query(
       `INSERT INTO ${t.sessions} AS s (key, name, created_at, last_activity, message_count)
        SELECT $1, $2, now.at, now.at, 0 FROM (SELECT clock_timestamp() AS at) AS now

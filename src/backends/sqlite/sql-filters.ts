@@ -3,11 +3,9 @@
  * (prefix-range.ts).
  */
 
-import { InvalidInputError } from '../../errors.js';
 import type { StoreLimits } from '../backend.js';
 import { prefixSuccessor } from '../prefix-range.js';
-import { canonicalTimestamp } from '../timestamps.js';
-import { validateKey } from '../validate.js';
+import { validateKey, validateTimestamp } from '../validate.js';
 
 export interface SqlCondition {
   /** SQL with `?` placeholders. */
@@ -38,7 +36,5 @@ export function prefixCondition(
  * any RFC 3339 input is converted to it.
  */
 export function timestampBound(value: unknown, field: string): string {
-  const canonical = typeof value === 'string' ? canonicalTimestamp(value) : null;
-  if (canonical === null) throw new InvalidInputError(`${field} must be an RFC 3339 timestamp`, field);
-  return canonical;
+  return validateTimestamp(value, field);
 }
