@@ -45,6 +45,7 @@ import {
 } from '../../src/errors.js';
 import { crashWorkerOp } from '../helpers/jsonl-crash-ops.js';
 import { serdeLine, zeroclawLoad } from '../helpers/jsonl-zeroclaw.js';
+import { prng } from '../helpers/prng.js';
 
 const CRASH_WORKER = fileURLToPath(new URL('../helpers/jsonl-crash-worker.ts', import.meta.url));
 const APPEND_WORKER = fileURLToPath(new URL('../helpers/jsonl-append-worker.ts', import.meta.url));
@@ -697,6 +698,72 @@ describe('two processes', () => {
       messageCount: 2 * count,
       unreadableCount: 0,
     });
+  });
+});
+
+describe('clientMessageId under concurrent readers and another process', () => {
+  it('stores a message once when its append is retried at once while 6 clients read the session', {
+    timeout: 60_000,
+  }, async () => {
+    const seed = Number(process.env.TEST_SEED ?? Date.now() % 1_000_000);
+    console.log(`seed ${seed}`);
+    const random = prng(seed);
+    const key = 'chat/readers:1';
+    let writing = true;
+    const reader = async () => {
+      while (writing) {
+        const pick = random();
+        if (pick < 0.4) await store.messages(key, { last: 5 });
+        else if (pick < 0.7) await store.session(key);
+        else await store.sessions({ first: 10 });
+      }
+    };
+    const readers = Array.from({ length: 6 }, reader);
+    const count = 200;
+    let storedTwice = 0;
+    let seqsDiffer = 0;
+    try {
+      for (let i = 1; i <= count; i++) {
+        const request = () => store.append(key, [user(`m-${i}`)], { clientMessageId: `id-${i}` });
+        const [first, retry] = await Promise.all([request(), request()]);
+        if (first.messages[0]!.seq !== retry.messages[0]!.seq) seqsDiffer++;
+        if (!first.replayed && !retry.replayed) storedTwice++;
+      }
+    } finally {
+      writing = false;
+      await Promise.all(readers);
+    }
+    expect({ storedTwice, seqsDiffer }).toEqual({ storedTwice: 0, seqsDiffer: 0 });
+    expect(zeroclawLoad(bytesOf('chat_readers_1')).map((m) => m.content)).toEqual(
+      Array.from({ length: count }, (_, i) => `m-${i + 1}`),
+    );
+  });
+
+  it('stores a message once when two processes send its clientMessageId at once', {
+    timeout: 120_000,
+  }, async () => {
+    const seed = Number(process.env.TEST_SEED ?? Date.now() % 1_000_000);
+    console.log(`seed ${seed}`);
+    const count = 200;
+    const [a, b] = await Promise.all([
+      runWorker(APPEND_WORKER, [dir, 'two/procs', 'A', String(count), 'idempotent', String(seed)]),
+      runWorker(APPEND_WORKER, [dir, 'two/procs', 'B', String(count), 'idempotent', String(seed + 1)]),
+    ]);
+    expect([a!.code, b!.code], `${a!.stderr}${b!.stderr}`).toEqual([0, 0]);
+    const acks = [...a!.lines, ...b!.lines].map((l) => l.split(' ').map(Number) as [number, number, number]);
+    // Per id: one process stored it, the other replayed it, and both report the same seq.
+    let storedTwice = 0;
+    let seqsDiffer = 0;
+    for (let i = 1; i <= count; i++) {
+      const both = acks.filter(([n]) => n === i);
+      expect(both).toHaveLength(2);
+      if (both[0]![2] + both[1]![2] !== 1) storedTwice++;
+      if (both[0]![1] !== both[1]![1]) seqsDiffer++;
+    }
+    expect({ storedTwice, seqsDiffer }).toEqual({ storedTwice: 0, seqsDiffer: 0 });
+    expect(zeroclawLoad(bytesOf('two_procs')).map((m) => m.content)).toEqual(
+      Array.from({ length: count }, (_, i) => `m-${i + 1}`),
+    );
   });
 });
 
