@@ -43,7 +43,7 @@ import {
   TooLargeError,
   UnavailableError,
 } from '../../src/errors.js';
-import { crashWorkerOp } from '../helpers/jsonl-crash-ops.js';
+import { APPEND_STEPS, crashWorkerOp, idempotentCrashRequest } from '../helpers/jsonl-crash-ops.js';
 import { serdeLine, zeroclawLoad } from '../helpers/jsonl-zeroclaw.js';
 import { prng } from '../helpers/prng.js';
 
@@ -668,6 +668,56 @@ describe('crash safety', () => {
     await open();
     expect(readdirSync(sessionsDir).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });
+});
+
+describe('a SIGKILL at each step of an append with a clientMessageId, then a resend', () => {
+  const { messages: request, clientMessageId } = idempotentCrashRequest();
+  type Scenario = 'new session' | 'compacted before the resend' | 'zeroclaw appended meanwhile';
+  const scenarios: Scenario[] = ['new session', 'compacted before the resend', 'zeroclaw appended meanwhile'];
+
+  for (const step of APPEND_STEPS) {
+    for (const scenario of scenarios) {
+      it(`stores it exactly once: killed after ${step}, ${scenario}`, { timeout: 60_000 }, async () => {
+        const key = `inject/${step}`;
+        const stem = sanitizeKey(key);
+        const before: string[] = [];
+        if (scenario !== 'new session') {
+          await store.append(key, [user('earlier')]);
+          before.push('earlier');
+        }
+        // A corrupt line before ours: compaction then moves our lines to a lower offset.
+        if (scenario === 'compacted before the resend') appendFileSync(fileOf(stem), '{"role":\n');
+        const args = [
+          dir,
+          key,
+          'inject',
+          step,
+          ...(scenario === 'zeroclaw appended meanwhile' ? ['zeroclaw'] : []),
+        ];
+        const exit = await runWorker(CRASH_WORKER, args);
+        expect(exit.signal, exit.stderr).toBe('SIGKILL');
+        if (scenario === 'compacted before the resend') {
+          expect((await store.compact(key)).dropped).toBe(1);
+        }
+        const resender = await open();
+        const resent = await resender.append(key, request, { clientMessageId });
+        const again = await store.append(key, request, { clientMessageId });
+        expect(again.replayed).toBe(true);
+        expect(again.messages.map((m) => m.seq)).toEqual(resent.messages.map((m) => m.seq));
+        const contents = zeroclawLoad(bytesOf(stem)).map((m) => m.content);
+        const interloper =
+          scenario === 'zeroclaw appended meanwhile' && step !== 'locked'
+            ? ['zeroclaw wrote this meanwhile']
+            : [];
+        const ours = request.map((m) => m.content);
+        // Exactly once, whole, and the answered seqs are where the messages are.
+        expect(contents.filter((c) => ours.includes(c))).toEqual(ours);
+        expect(contents.filter((c) => !ours.includes(c))).toEqual([...before, ...interloper]);
+        expect(resent.messages.map((m) => contents[m.seq - 1])).toEqual(ours);
+        expect(await store.session(key)).toMatchObject({ messageCount: contents.length, unreadableCount: 0 });
+      });
+    }
+  }
 });
 
 describe('two processes', () => {
