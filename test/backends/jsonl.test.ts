@@ -30,8 +30,9 @@ import type { BackendOptions } from '../../src/backends/backend-options.js';
 import { FileLocks } from '../../src/backends/jsonl/file-lock.js';
 import { openJsonlBackend } from '../../src/backends/jsonl/jsonl-backend.js';
 import { processStartTime } from '../../src/backends/jsonl/process-liveness.js';
-import { createRawKeyLookup } from '../../src/backends/jsonl/raw-key-lookup.js';
 import { SessionFile } from '../../src/backends/jsonl/session-file.js';
+import { sessionPaths } from '../../src/backends/jsonl/session-paths.js';
+import { SidecarStore } from '../../src/backends/jsonl/session-sidecar.js';
 import { sanitizeKey } from '../../src/backends/keys.js';
 import { toTimestamp } from '../../src/backends/timestamps.js';
 import {
@@ -153,8 +154,9 @@ describe('zeroclaw byte compatibility', () => {
     const keys = (await reopened.sessions()).items.map((s) => s.key);
     expect(keys.sort()).toEqual(KEY_SHAPES.map(([raw]) => raw).sort());
     for (const [raw] of KEY_SHAPES) expect(await contentsOf(reopened, raw)).toEqual([raw]);
-    const rawKeyFor = createRawKeyLookup(dir);
-    for (const [raw, stem] of KEY_SHAPES) expect(await rawKeyFor(stem)).toBe(raw === stem ? null : raw);
+    const sidecars = new SidecarStore(sessionPaths(dir).keysDir);
+    for (const [raw, stem] of KEY_SHAPES)
+      expect((await sidecars.read(stem))?.key ?? null).toBe(raw === stem ? null : raw);
   });
 });
 
@@ -208,7 +210,7 @@ describe('raw keys and collisions', () => {
     utimesSync(fileOf('slack_thread_9'), past, past);
     expect(await store.cleanupStale(1)).toEqual(['slack/thread:9']);
     expect(existsSync(fileOf('slack_thread_9'))).toBe(false);
-    expect(await createRawKeyLookup(dir)('slack_thread_9')).toBeNull();
+    expect(await new SidecarStore(sessionPaths(dir).keysDir).read('slack_thread_9')).toBeNull();
     expect((await store.sessions()).items.map((s) => s.key)).toEqual(['fresh']);
   });
 });
@@ -268,6 +270,52 @@ describe('corrupt, blank and torn lines', () => {
     expect(bytesOf('s').equals(Buffer.concat(kept))).toBe(true);
     expect(await contentsOf(store, 's')).toEqual(READABLE);
     expect((await store.compact('s')).dropped).toBe(0);
+  });
+
+  describe("serde's sequence form of a message, `[role, content]`", () => {
+    const FORMS = [
+      ['["user","as a tuple"]\n', true],
+      [' [ "assistant" , "spaced tuple" ] \n', true],
+      ['["user"]\n', false],
+      ['["user","a","b"]\n', false],
+      ['["user",1]\n', false],
+      ['["user","\\ud800"]\n', false],
+      ['[]\n', false],
+    ] as const;
+    const file = () => `${line('first')}${FORMS.map(([text]) => text).join('')}${line('last')}`;
+    const READ = ['first', 'as a tuple', 'spaced tuple', 'last'];
+
+    it('reads it as a message, as zeroclaw does, and counts only the malformed ones', async () => {
+      writeFileSync(fileOf('s'), file());
+      expect(zeroclawLoad(bytesOf('s')).map((m) => m.content)).toEqual(READ);
+      expect(await store.session('s')).toMatchObject({ messageCount: 4, unreadableCount: 5 });
+      expect((await store.messages('s')).items.map((m) => [m.seq, m.role, m.content])).toEqual([
+        [1, 'user', 'first'],
+        [2, 'user', 'as a tuple'],
+        [3, 'assistant', 'spaced tuple'],
+        [4, 'user', 'last'],
+      ]);
+      expect(await store.message('s', 2)).toMatchObject({ content: 'as a tuple' });
+    });
+
+    it('finds it by search, with the seq paging gives it', async () => {
+      writeFileSync(fileOf('s'), file());
+      const { hits } = await store.search({ query: 'tuple' });
+      expect(hits.map((h) => [h.message.seq, h.message.content]).sort()).toEqual([
+        [2, 'as a tuple'],
+        [3, 'spaced tuple'],
+      ]);
+    });
+
+    it('is kept byte for byte by compactSession and cut whole by removeLast', async () => {
+      writeFileSync(fileOf('s'), file());
+      expect((await store.compact('s')).dropped).toBe(5);
+      expect(bytesOf('s').toString()).toBe(`${line('first')}${FORMS[0][0]}${FORMS[1][0]}${line('last')}`);
+      await store.removeLast('s');
+      expect((await store.removeLast('s')).removed).toMatchObject({ seq: 3, content: 'spaced tuple' });
+      expect(bytesOf('s').toString()).toBe(`${line('first')}${FORMS[0][0]}`);
+      expect(zeroclawLoad(bytesOf('s')).map((m) => m.content)).toEqual(['first', 'as a tuple']);
+    });
   });
 
   it('repairs a torn last line before the next append', async () => {
