@@ -39,11 +39,17 @@
  *
  * DURABILITY. Like SQLite's synchronous=NORMAL: appends are not fsynced (a power loss may drop the
  * last appends, never corrupt earlier lines); rewrites and a session's first sidecar record are
- * fully durable (temp + fsync + rename + folder fsync). An append that completed just before a
- * crash, whose idempotency record did not, is stored once and may be stored again by a retry.
+ * fully durable (temp + fsync + rename + folder fsync).
  *
  * IDEMPOTENCY. A session remembers the clientMessageIds of its last 1,024 to 2,048 appends (the
- * sidecar is pruned to 1,024 once it holds 2,048); an older id is treated as new.
+ * sidecar is pruned to 1,024 once it holds 2,048); an older id is treated as new. The check and
+ * the append run under the session's lock. An append with an id records an intent (where its
+ * lines go, their length and digest) before writing them and `done` after; the next write under
+ * the lock settles an intent a crash left (done if the bytes are at that offset or at a line after
+ * it, void if not) before anything can move lines, so a resend after a SIGKILL at any step is
+ * stored exactly once. Not told apart: zeroclaw appending the very same bytes between our crash
+ * and the settling. A replay whose messages are no longer at their seqs (removed since) is a
+ * ConflictError, never an answer naming another message.
  *
  * COSTS. Reads are O(page) once a file's index is built (one full read of the file, on first
  * touch). `sessions()` stats every `*.jsonl` (O(number of files)) and builds the indexes of the
