@@ -18,6 +18,7 @@ import { openSqliteBackend } from '../../src/backends/sqlite/sqlite-backend.js';
 import { ConflictError, InvalidInputError } from '../../src/errors.js';
 
 const CHILD = fileURLToPath(new URL('../helpers/migrate-child.ts', import.meta.url));
+const CRASH_WORKER = fileURLToPath(new URL('../helpers/jsonl-crash-worker.ts', import.meta.url));
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const CHRONO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}\+00:00$/;
 
@@ -808,6 +809,87 @@ describe('migrateJsonlToSqlite', () => {
         }
       });
     }
+
+    it('fences every other JSONL write to that session the same way', async () => {
+      const jsonl = await openJsonlBackend({ dataDir });
+      try {
+        await jsonl.append('chat', [{ role: 'user', content: 'before' }]);
+        let writes: Promise<unknown>[] = [];
+        await migrateJsonlToSqlite({
+          dataDir,
+          onStep: async (step) => {
+            if (step !== 'staged') return;
+            writes = [
+              jsonl.renameSession('chat', 'renamed'),
+              jsonl.removeLast('chat'),
+              jsonl.compact('chat'),
+              jsonl.deleteSession('chat'),
+            ].map((p) =>
+              p.then(
+                (r) => r,
+                (e: unknown) => e,
+              ),
+            );
+            await Promise.race([Promise.all(writes), new Promise((r) => setTimeout(r, 300))]);
+          },
+        });
+        for (const outcome of await Promise.all(writes)) expect(outcome).toBeInstanceOf(ConflictError);
+        expect(sessionFiles()).toEqual(['chat.jsonl.migrated']);
+        withDb((db) => expect(zeroclawLoad(db, 'chat')).toEqual([{ role: 'user', content: 'before' }]));
+      } finally {
+        await jsonl.close();
+      }
+    });
+
+    it('makes an append from another sessiongraph process wait, then refuses it', {
+      timeout: 120_000,
+    }, async () => {
+      const jsonl = await openJsonlBackend({ dataDir });
+      await jsonl.append('chat', [{ role: 'user', content: 'before' }]);
+      await jsonl.close();
+      let exited: Promise<ChildResult> | undefined;
+      const summary = await migrateJsonlToSqlite({
+        dataDir,
+        onStep: async (step) => {
+          if (step !== 'staged') return;
+          const child = spawn(
+            process.execPath,
+            ['--import', 'tsx', CRASH_WORKER, dataDir, 'chat', 'inject', 'never'],
+            {
+              cwd: REPO,
+              stdio: ['ignore', 'pipe', 'pipe'],
+            },
+          );
+          children.add(child);
+          let stdout = '';
+          let stderr = '';
+          child.stderr.on('data', (chunk: Buffer) => {
+            stderr += chunk;
+          });
+          const opened = new Promise<void>((resolve) =>
+            child.stdout.on('data', (chunk: Buffer) => {
+              stdout += chunk;
+              if (stdout.startsWith('O\n')) resolve();
+            }),
+          );
+          exited = new Promise((resolve) =>
+            child.on('close', (code, signal) => {
+              children.delete(child);
+              resolve({ code, signal, stdout, stderr });
+            }),
+          );
+          await Promise.race([opened, exited]);
+          // The child is about to append: give it ample time to finish were it not fenced.
+          await Promise.race([exited, new Promise((r) => setTimeout(r, 500))]);
+        },
+      });
+      expect(summary).toMatchObject({ sessions: 1, messages: 1, failed: 0 });
+      const result = await exited!;
+      expect(result.code, result.stdout).toBe(1);
+      expect(result.stderr).toMatch(/migrated to SQLite/);
+      expect(sessionFiles()).toEqual(['chat.jsonl.migrated']);
+      withDb((db) => expect(zeroclawLoad(db, 'chat')).toEqual([{ role: 'user', content: 'before' }]));
+    });
 
     it('goes ahead once an import that failed before its commit put the file back', async () => {
       const jsonl = await openJsonlBackend({ dataDir });

@@ -9,7 +9,8 @@
  * Injected mode (`inject <step>`): sends `idempotentCrashRequest()` once and kills itself with
  * SIGKILL right after the append reaches `step` (jsonl-crash-ops.ts); with `zeroclaw`, a zeroclaw
  * line is appended to the file (no lock, as zeroclaw does) right after the intent is recorded, so
- * ours land after it. Exits 0 (prints `A <first seq> <count>`) if the step is never reached.
+ * ours land after it. Prints `O` once the store is open, and `A <first seq> <count>` (exit 0) if the
+ * step is never reached.
  *
  * Usage: jsonl-crash-worker.ts <dataDir> <session key> <content tag>
  *        jsonl-crash-worker.ts <dataDir> <session key> inject <step> [zeroclaw]
@@ -39,6 +40,7 @@ if (tag === 'inject') {
       if (reached === step) process.kill(process.pid, 'SIGKILL');
     },
   });
+  process.stdout.write('O\n');
   const { messages, clientMessageId } = idempotentCrashRequest();
   const result = await store.append(key, messages, { clientMessageId });
   process.stdout.write(`A ${result.messages[0]!.seq} ${result.messages.length}\n`);
