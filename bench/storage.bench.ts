@@ -1,7 +1,7 @@
 /**
  * Storage benchmark: `npx tsx bench/storage.bench.ts [--backend sqlite|jsonl] [--quick] [--keep]`.
  *
- * Per backend: append throughput (single, batched, concurrent), the last-50-messages latency in
+ * Per backend: append throughput (single, single with a clientMessageId, batched, concurrent), the last-50-messages latency in
  * sessions of 100, 10,000 and 1,000,000 messages, and search latency over the big store for a rare
  * word, two common words and the two most common words. Text comes from a fixed-seed Zipf
  * vocabulary (P ∝ 1/rank over 50,000 words, ~34 words per message), so word frequencies are
@@ -184,6 +184,14 @@ async function appendFigures(kind: Kind): Promise<void> {
       for (let i = 0; i < APPENDS; i++) await store.append(`bench_single_${i % 100}`, [next()]);
     });
     console.log(`${kind} append single: ${rate(APPENDS, single[0]!)} msg/s`);
+
+    // With an idempotency key: JSONL writes an intent record before the line and a done record after.
+    const keyed = await timeEach(1, async () => {
+      for (let i = 0; i < APPENDS; i++) {
+        await store.append(`bench_keyed_${i % 100}`, [next()], { clientMessageId: `id-${i}` });
+      }
+    });
+    console.log(`${kind} append single with clientMessageId: ${rate(APPENDS, keyed[0]!)} msg/s`);
 
     const batched = await timeEach(1, async () => {
       for (let i = 0; i < BATCHES; i++) {

@@ -59,6 +59,18 @@ export class ConflictError extends AppError {
   }
 }
 
+/**
+ * A retried append (same clientMessageId, same messages) whose messages were stored and have been
+ * removed since (removeLast): nothing is stored again, and no seq of another message is answered.
+ * The same on every backend.
+ */
+export function removedSince(clientMessageId: string, firstSeq: number, count: number): ConflictError {
+  const seqs = count === 1 ? `seq ${firstSeq}` : `seqs ${firstSeq}-${firstSeq + count - 1}`;
+  return new ConflictError(
+    `clientMessageId ${JSON.stringify(clientMessageId)} was stored as ${seqs}, removed since; nothing was stored again`,
+  );
+}
+
 export class InvalidInputError extends AppError {
   override readonly name = 'InvalidInputError';
   readonly code = ErrorCode.Invalid;

@@ -18,7 +18,19 @@ export interface BackendOptions {
    * back) how many writes and rows it held (the server's metrics). Must not throw. @default none
    */
   onGroupCommit?: ((requests: number, rows: number) => void) | undefined;
+  /**
+   * JSONL only, a test seam: runs synchronously after each step of an append that carries a
+   * clientMessageId (crash tests kill the process there). @default none
+   */
+  onAppendStep?: ((step: JsonlAppendStep) => void) | undefined;
 }
+
+/**
+ * The points of a JSONL append with a clientMessageId after which a crash leaves a distinct state:
+ * the lock taken and older intents settled; the intent record written; the lines written; the
+ * `done` record written.
+ */
+export type JsonlAppendStep = 'locked' | 'intent-written' | 'lines-written' | 'recorded';
 
 export function resolveLimits(limits: Partial<StoreLimits> | undefined): StoreLimits {
   return Object.freeze({ ...DEFAULT_LIMITS, ...stripUndefined(limits ?? {}) });

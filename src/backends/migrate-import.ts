@@ -7,6 +7,7 @@
 import type Database from 'better-sqlite3';
 import { ConflictError, InvalidInputError } from '../errors.js';
 import { decodeLine } from './jsonl/jsonl-line.js';
+import { sanitizeKey } from './keys.js';
 import { createLineSplitter, type Fingerprint, readFingerprint, sameFingerprint } from './migrate-files.js';
 import { nowTimestamp } from './timestamps.js';
 
@@ -15,7 +16,7 @@ export interface ImportRequest {
   sourceName: string;
   /** The file stem, the key zeroclaw imports under. */
   stem: string;
-  /** The key we import under: the recorded raw key when the JSONL sidecar knows it, else the stem. */
+  /** The key we import under: the stem, as zeroclaw does. */
   sessionKey: string;
   stagedPath: string;
   /** Taken after the staged file was fsynced; the receipt records it. */
@@ -55,8 +56,8 @@ function importInTransaction(db: Database.Database, request: ImportRequest): Imp
   const { sourceName, stem, sessionKey, stagedPath, fingerprint } = request;
   const receipt = readReceipt(db, sourceName);
   if (receipt) {
-    // zeroclaw records the stem; we may have recorded the raw key. Either names this file.
-    const keyMatches = receipt.session_key === stem || receipt.session_key === sessionKey;
+    // zeroclaw records the stem, and so do we; an older sessiongraph recorded the raw key.
+    const keyMatches = receipt.session_key === sessionKey || sanitizeKey(receipt.session_key) === stem;
     if (keyMatches && sameFingerprint({ hash: receipt.source_hash, len: receipt.source_len }, fingerprint)) {
       return { kind: 'already-imported', sessionKey: receipt.session_key };
     }

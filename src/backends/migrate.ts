@@ -14,7 +14,8 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { type AppError, ConflictError, InvalidInputError, isAppError, UnavailableError } from '../errors.js';
-import { createRawKeyLookup } from './jsonl/raw-key-lookup.js';
+import { FileLocks } from './jsonl/file-lock.js';
+import { sessionPaths } from './jsonl/session-paths.js';
 import {
   archiveStaged,
   type Candidate,
@@ -81,13 +82,10 @@ export interface MigrateOptions {
    */
   lockTimeoutMs?: number | undefined;
   /**
-   * Maps a file stem to the raw session key recorded for it, or null to import under the stem
-   * (zeroclaw's choice).
-   * @default the raw key in the JSONL backend's sidecar (`sessions/.sessiongraph/keys/`), if any
+   * Test seam: runs after each step of each file (crash tests kill the process here). A returned
+   * promise is awaited (a pause), except at `rows-written` and `linked`, which run inside a step.
    */
-  rawKeyFor?: ((stem: string) => string | null | Promise<string | null>) | undefined;
-  /** Test seam: runs synchronously after each step of each file (crash tests kill the process here). */
-  onStep?: ((step: MigrationStep, file: string) => void) | undefined;
+  onStep?: ((step: MigrationStep, file: string) => void | Promise<void>) | undefined;
 }
 
 const running = new Set<string>();
@@ -98,10 +96,7 @@ export async function migrateJsonlToSqlite(options: MigrateOptions): Promise<Mig
   if (running.has(dir)) throw new ConflictError('a JSONL migration of this workspace is already running');
   running.add(dir);
   try {
-    return await migrateDirectory(dir, {
-      ...options,
-      rawKeyFor: options.rawKeyFor ?? createRawKeyLookup(options.dataDir),
-    });
+    return await migrateDirectory(dir, options);
   } finally {
     running.delete(dir);
   }
@@ -123,19 +118,26 @@ async function migrateDirectory(dir: string, options: MigrateOptions): Promise<M
     throw toAppError(error, 'cannot list the sessions directory');
   }
   if (candidates.length === 0) return summary;
-  const db = openDatabase(dir, options.lockTimeoutMs ?? 5_000);
+  const lockTimeoutMs = options.lockTimeoutMs ?? 5_000;
+  const db = openDatabase(dir, lockTimeoutMs);
+  // The JSONL backend's per-session locks: a sessiongraph append waits while its file is staged,
+  // then finds the receipt (its fence) instead of writing a file nobody would import.
+  const locks = new FileLocks({ dir: sessionPaths(options.dataDir).locksDir, timeoutMs: lockTimeoutMs });
   try {
     for (const [i, candidate] of candidates.entries()) {
-      const outcome = await resolveKey(candidate, options).then(
-        (sessionKey) => migrateOne(db, dir, candidate, sessionKey, options),
-        (error: unknown): MigrationOutcome => ({
-          status: 'failed',
-          file: candidate.sourceName,
-          sessionKey: candidate.stem,
-          error: toAppError(error, `cannot tell the raw key of ${candidate.sourceName}`),
-          committed: false,
-        }),
-      );
+      // zeroclaw's key: the file stem (a raw key the JSONL sidecar recorded is not used: zeroclaw
+      // would not find the session under it, nor accept its receipt).
+      const outcome = await locks
+        .withLock(candidate.stem, () => migrateOne(db, dir, candidate, candidate.stem, options))
+        .catch(
+          (error: unknown): MigrationOutcome => ({
+            status: 'failed',
+            file: candidate.sourceName,
+            sessionKey: candidate.stem,
+            error: toAppError(error, `cannot lock ${candidate.sourceName}`),
+            committed: false,
+          }),
+        );
       record(summary, outcome);
       log(options.logger, outcome);
       options.onProgress?.({
@@ -149,6 +151,7 @@ async function migrateDirectory(dir: string, options: MigrateOptions): Promise<M
     }
   } finally {
     db.close();
+    await locks.close();
   }
   return summary;
 }
@@ -166,17 +169,13 @@ function openDatabase(dir: string, lockTimeoutMs: number): Database.Database {
   }
 }
 
-async function resolveKey(candidate: Candidate, options: MigrateOptions): Promise<string> {
-  return (await options.rawKeyFor?.(candidate.stem)) ?? candidate.stem;
-}
-
-function migrateOne(
+async function migrateOne(
   db: Database.Database,
   dir: string,
   candidate: Candidate,
   sessionKey: string,
   options: MigrateOptions,
-): MigrationOutcome {
+): Promise<MigrationOutcome> {
   const { sourceName, stem } = candidate;
   const file = sourceName;
   const fail = (error: unknown, committed: boolean): MigrationOutcome => ({
@@ -198,7 +197,9 @@ function migrateOne(
   const livePath = path.join(dir, sourceName);
   const stagedPath = `${livePath}.importing`;
   const migratedPath = `${livePath}.migrated`;
-  const step = (name: MigrationStep) => options.onStep?.(name, sourceName);
+  const step = async (name: MigrationStep) => {
+    await options.onStep?.(name, sourceName);
+  };
 
   if (candidate.live) {
     if (fs.existsSync(migratedPath)) {
@@ -216,28 +217,33 @@ function migrateOne(
 
   let result: ReturnType<typeof importStagedFile>;
   let fingerprint: ReturnType<typeof readFingerprint>;
+  let transactionBegun = false;
   try {
-    if (candidate.live) step('staged');
+    if (candidate.live) await step('staged');
     fsyncPath(stagedPath);
     fsyncDir(dir);
     fingerprint = readFingerprint(stagedPath);
-    step('fingerprinted');
+    await step('fingerprinted');
+    transactionBegun = true;
     result = importStagedFile(db, {
       sourceName,
       stem,
       sessionKey,
       stagedPath,
       fingerprint,
-      beforeCommit: () => step('rows-written'),
+      beforeCommit: () => void options.onStep?.('rows-written', sourceName),
     });
-    step('committed');
+    await step('committed');
   } catch (error) {
-    return failBeforeArchive(db, stagedPath, livePath, sourceName, error, fail);
+    // A file this run staged, failing before its transaction began: nothing can have committed,
+    // so it goes back without asking for a receipt (which may fail too), as zeroclaw does.
+    const receiptMatters = transactionBegun || !candidate.live;
+    return failBeforeArchive(db, stagedPath, livePath, sourceName, error, fail, receiptMatters);
   }
 
   try {
-    archiveStaged(stagedPath, migratedPath, fingerprint, () => step('linked'));
-    step('archived');
+    archiveStaged(stagedPath, migratedPath, fingerprint, () => void options.onStep?.('linked', sourceName));
+    await step('archived');
   } catch (error) {
     return fail(error, true);
   }
@@ -250,8 +256,9 @@ function migrateOne(
 }
 
 /**
- * Whether to put the file back depends on the receipt alone: none means nothing committed, so the
- * file returns to `X.jsonl`; a receipt (or no way to tell) keeps it staged for the next run.
+ * Whether to put the file back depends on the receipt alone (when `receiptMatters`): none means
+ * nothing committed, so the file returns to `X.jsonl`; a receipt (or no way to tell) keeps it
+ * staged for the next run. Without `receiptMatters` (nothing can have committed) it goes back.
  */
 function failBeforeArchive(
   db: Database.Database,
@@ -260,14 +267,17 @@ function failBeforeArchive(
   sourceName: string,
   error: unknown,
   fail: (error: unknown, committed: boolean) => MigrationOutcome,
+  receiptMatters: boolean,
 ): MigrationOutcome {
-  let receipt: ReturnType<typeof readReceipt>;
-  try {
-    receipt = readReceipt(db, sourceName);
-  } catch {
-    return fail(error, false);
+  if (receiptMatters) {
+    let receipt: ReturnType<typeof readReceipt>;
+    try {
+      receipt = readReceipt(db, sourceName);
+    } catch {
+      return fail(error, false);
+    }
+    if (receipt) return fail(error, true);
   }
-  if (receipt) return fail(error, true);
   try {
     restoreStaged(stagedPath, livePath);
   } catch (restoreError) {

@@ -152,6 +152,29 @@ describe.each(['sqlite', 'jsonl'] as const)('mutations over HTTP: %s', (kind) =>
     expect(other).toMatchObject({ __typename: 'ConflictError', code: 'CONFLICT', expectedLastSeq: null });
   });
 
+  it('answers a retry whose messages were removed since with a typed CONFLICT, storing nothing', async () => {
+    const one = { sessionKey: 'gw_retry_removed', role: 'user', content: 'undone', clientMessageId: 'c-1' };
+    expect((await append(one)).replayed).toBe(false);
+    const many = {
+      sessionKey: 'gw_retry_removed',
+      messages: [{ role: 'user', content: 'b' }],
+      clientMessageId: 'c-2',
+    };
+    expect((await t.gql(APPEND_MANY, { input: many })).data?.appendMessages.replayed).toBe(false);
+    for (let i = 0; i < 2; i++) {
+      const removed = await t.gql(REMOVE_LAST, { input: { sessionKey: 'gw_retry_removed' } });
+      expect(removed.data?.removeLastMessage.__typename).toBe('RemoveLastMessagePayload');
+    }
+    await append({ sessionKey: 'gw_retry_removed', role: 'user', content: 'later' });
+    expect(await append(one)).toMatchObject({ __typename: 'ConflictError', code: 'CONFLICT' });
+    expect((await t.gql(APPEND_MANY, { input: many })).data?.appendMessages).toMatchObject({
+      __typename: 'ConflictError',
+      code: 'CONFLICT',
+    });
+    const session = await t.gql('{ session(key: "gw_retry_removed") { messageCount lastSeq } }');
+    expect(session.data?.session).toMatchObject({ messageCount: 1 });
+  });
+
   it('guards appends with expectedLastSeq (0: the session must be empty)', async () => {
     const first = await append({ sessionKey: 'gw_guard', role: 'user', content: 'one', expectedLastSeq: 0 });
     expect(first.__typename).toBe('AppendMessagePayload');

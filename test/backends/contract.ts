@@ -166,6 +166,45 @@ export function runContractSuite(harness: BackendHarness): void {
       });
     });
 
+    describe('idempotency after removal', () => {
+      const contents = async () => (await store.messages('s', { first: 100 })).items.map((m) => m.content);
+
+      it('refuses a retry whose message was removed since: stores nothing, answers no other seq', async () => {
+        await store.append('s', [user('keep')]);
+        await store.append('s', [user('gone')], { clientMessageId: 'c-r' });
+        await store.removeLast('s');
+        const refused = await expectError(
+          store.append('s', [user('gone')], { clientMessageId: 'c-r' }),
+          ConflictError,
+        );
+        expect(refused.message).toMatch(/removed since/);
+        // JSONL gives the next message the removed seq: the retry must not be answered with it.
+        await store.append('s', [user('next')]);
+        await expectError(store.append('s', [user('gone')], { clientMessageId: 'c-r' }), ConflictError);
+        expect(await contents()).toEqual(['keep', 'next']);
+      });
+
+      it('refuses a retry of a batch whose last message was removed since', async () => {
+        await store.append('s', [user('x'), user('y')], { clientMessageId: 'c-b' });
+        await store.removeLast('s');
+        await expectError(
+          store.append('s', [user('x'), user('y')], { clientMessageId: 'c-b' }),
+          ConflictError,
+        );
+        expect(await contents()).toEqual(['x']);
+      });
+
+      it('still replays a retry when only a later message was removed', async () => {
+        const first = await store.append('s', [user('a')], { clientMessageId: 'c-a' });
+        await store.append('s', [user('b')]);
+        await store.removeLast('s');
+        const retry = await store.append('s', [user('a')], { clientMessageId: 'c-a' });
+        expect(retry.replayed).toBe(true);
+        expect(retry.messages.map((m) => m.seq)).toEqual(first.messages.map((m) => m.seq));
+        expect(await contents()).toEqual(['a']);
+      });
+    });
+
     describe('expectedLastSeq guard', () => {
       it('null means the session must be empty', async () => {
         await store.append('s', [user('first')], { expectedLastSeq: null });

@@ -30,8 +30,9 @@ import type { BackendOptions } from '../../src/backends/backend-options.js';
 import { FileLocks } from '../../src/backends/jsonl/file-lock.js';
 import { openJsonlBackend } from '../../src/backends/jsonl/jsonl-backend.js';
 import { processStartTime } from '../../src/backends/jsonl/process-liveness.js';
-import { createRawKeyLookup } from '../../src/backends/jsonl/raw-key-lookup.js';
 import { SessionFile } from '../../src/backends/jsonl/session-file.js';
+import { sessionPaths } from '../../src/backends/jsonl/session-paths.js';
+import { SidecarStore } from '../../src/backends/jsonl/session-sidecar.js';
 import { sanitizeKey } from '../../src/backends/keys.js';
 import { toTimestamp } from '../../src/backends/timestamps.js';
 import {
@@ -43,8 +44,9 @@ import {
   TooLargeError,
   UnavailableError,
 } from '../../src/errors.js';
-import { crashWorkerOp } from '../helpers/jsonl-crash-ops.js';
+import { APPEND_STEPS, crashWorkerOp, idempotentCrashRequest } from '../helpers/jsonl-crash-ops.js';
 import { serdeLine, zeroclawLoad } from '../helpers/jsonl-zeroclaw.js';
+import { prng } from '../helpers/prng.js';
 
 const CRASH_WORKER = fileURLToPath(new URL('../helpers/jsonl-crash-worker.ts', import.meta.url));
 const APPEND_WORKER = fileURLToPath(new URL('../helpers/jsonl-append-worker.ts', import.meta.url));
@@ -152,8 +154,9 @@ describe('zeroclaw byte compatibility', () => {
     const keys = (await reopened.sessions()).items.map((s) => s.key);
     expect(keys.sort()).toEqual(KEY_SHAPES.map(([raw]) => raw).sort());
     for (const [raw] of KEY_SHAPES) expect(await contentsOf(reopened, raw)).toEqual([raw]);
-    const rawKeyFor = createRawKeyLookup(dir);
-    for (const [raw, stem] of KEY_SHAPES) expect(await rawKeyFor(stem)).toBe(raw === stem ? null : raw);
+    const sidecars = new SidecarStore(sessionPaths(dir).keysDir);
+    for (const [raw, stem] of KEY_SHAPES)
+      expect((await sidecars.read(stem))?.key ?? null).toBe(raw === stem ? null : raw);
   });
 });
 
@@ -207,7 +210,7 @@ describe('raw keys and collisions', () => {
     utimesSync(fileOf('slack_thread_9'), past, past);
     expect(await store.cleanupStale(1)).toEqual(['slack/thread:9']);
     expect(existsSync(fileOf('slack_thread_9'))).toBe(false);
-    expect(await createRawKeyLookup(dir)('slack_thread_9')).toBeNull();
+    expect(await new SidecarStore(sessionPaths(dir).keysDir).read('slack_thread_9')).toBeNull();
     expect((await store.sessions()).items.map((s) => s.key)).toEqual(['fresh']);
   });
 });
@@ -267,6 +270,52 @@ describe('corrupt, blank and torn lines', () => {
     expect(bytesOf('s').equals(Buffer.concat(kept))).toBe(true);
     expect(await contentsOf(store, 's')).toEqual(READABLE);
     expect((await store.compact('s')).dropped).toBe(0);
+  });
+
+  describe("serde's sequence form of a message, `[role, content]`", () => {
+    const FORMS = [
+      ['["user","as a tuple"]\n', true],
+      [' [ "assistant" , "spaced tuple" ] \n', true],
+      ['["user"]\n', false],
+      ['["user","a","b"]\n', false],
+      ['["user",1]\n', false],
+      ['["user","\\ud800"]\n', false],
+      ['[]\n', false],
+    ] as const;
+    const file = () => `${line('first')}${FORMS.map(([text]) => text).join('')}${line('last')}`;
+    const READ = ['first', 'as a tuple', 'spaced tuple', 'last'];
+
+    it('reads it as a message, as zeroclaw does, and counts only the malformed ones', async () => {
+      writeFileSync(fileOf('s'), file());
+      expect(zeroclawLoad(bytesOf('s')).map((m) => m.content)).toEqual(READ);
+      expect(await store.session('s')).toMatchObject({ messageCount: 4, unreadableCount: 5 });
+      expect((await store.messages('s')).items.map((m) => [m.seq, m.role, m.content])).toEqual([
+        [1, 'user', 'first'],
+        [2, 'user', 'as a tuple'],
+        [3, 'assistant', 'spaced tuple'],
+        [4, 'user', 'last'],
+      ]);
+      expect(await store.message('s', 2)).toMatchObject({ content: 'as a tuple' });
+    });
+
+    it('finds it by search, with the seq paging gives it', async () => {
+      writeFileSync(fileOf('s'), file());
+      const { hits } = await store.search({ query: 'tuple' });
+      expect(hits.map((h) => [h.message.seq, h.message.content]).sort()).toEqual([
+        [2, 'as a tuple'],
+        [3, 'spaced tuple'],
+      ]);
+    });
+
+    it('is kept byte for byte by compactSession and cut whole by removeLast', async () => {
+      writeFileSync(fileOf('s'), file());
+      expect((await store.compact('s')).dropped).toBe(5);
+      expect(bytesOf('s').toString()).toBe(`${line('first')}${FORMS[0][0]}${FORMS[1][0]}${line('last')}`);
+      await store.removeLast('s');
+      expect((await store.removeLast('s')).removed).toMatchObject({ seq: 3, content: 'spaced tuple' });
+      expect(bytesOf('s').toString()).toBe(`${line('first')}${FORMS[0][0]}`);
+      expect(zeroclawLoad(bytesOf('s')).map((m) => m.content)).toEqual(['first', 'as a tuple']);
+    });
   });
 
   it('repairs a torn last line before the next append', async () => {
@@ -669,6 +718,56 @@ describe('crash safety', () => {
   });
 });
 
+describe('a SIGKILL at each step of an append with a clientMessageId, then a resend', () => {
+  const { messages: request, clientMessageId } = idempotentCrashRequest();
+  type Scenario = 'new session' | 'compacted before the resend' | 'zeroclaw appended meanwhile';
+  const scenarios: Scenario[] = ['new session', 'compacted before the resend', 'zeroclaw appended meanwhile'];
+
+  for (const step of APPEND_STEPS) {
+    for (const scenario of scenarios) {
+      it(`stores it exactly once: killed after ${step}, ${scenario}`, { timeout: 60_000 }, async () => {
+        const key = `inject/${step}`;
+        const stem = sanitizeKey(key);
+        const before: string[] = [];
+        if (scenario !== 'new session') {
+          await store.append(key, [user('earlier')]);
+          before.push('earlier');
+        }
+        // A corrupt line before ours: compaction then moves our lines to a lower offset.
+        if (scenario === 'compacted before the resend') appendFileSync(fileOf(stem), '{"role":\n');
+        const args = [
+          dir,
+          key,
+          'inject',
+          step,
+          ...(scenario === 'zeroclaw appended meanwhile' ? ['zeroclaw'] : []),
+        ];
+        const exit = await runWorker(CRASH_WORKER, args);
+        expect(exit.signal, exit.stderr).toBe('SIGKILL');
+        if (scenario === 'compacted before the resend') {
+          expect((await store.compact(key)).dropped).toBe(1);
+        }
+        const resender = await open();
+        const resent = await resender.append(key, request, { clientMessageId });
+        const again = await store.append(key, request, { clientMessageId });
+        expect(again.replayed).toBe(true);
+        expect(again.messages.map((m) => m.seq)).toEqual(resent.messages.map((m) => m.seq));
+        const contents = zeroclawLoad(bytesOf(stem)).map((m) => m.content);
+        const interloper =
+          scenario === 'zeroclaw appended meanwhile' && step !== 'locked'
+            ? ['zeroclaw wrote this meanwhile']
+            : [];
+        const ours = request.map((m) => m.content);
+        // Exactly once, whole, and the answered seqs are where the messages are.
+        expect(contents.filter((c) => ours.includes(c))).toEqual(ours);
+        expect(contents.filter((c) => !ours.includes(c))).toEqual([...before, ...interloper]);
+        expect(resent.messages.map((m) => contents[m.seq - 1])).toEqual(ours);
+        expect(await store.session(key)).toMatchObject({ messageCount: contents.length, unreadableCount: 0 });
+      });
+    }
+  }
+});
+
 describe('two processes', () => {
   it('append to one session at once, guarded, without interleaving or losing a line', {
     timeout: 60_000,
@@ -697,6 +796,72 @@ describe('two processes', () => {
       messageCount: 2 * count,
       unreadableCount: 0,
     });
+  });
+});
+
+describe('clientMessageId under concurrent readers and another process', () => {
+  it('stores a message once when its append is retried at once while 6 clients read the session', {
+    timeout: 60_000,
+  }, async () => {
+    const seed = Number(process.env.TEST_SEED ?? Date.now() % 1_000_000);
+    console.log(`seed ${seed}`);
+    const random = prng(seed);
+    const key = 'chat/readers:1';
+    let writing = true;
+    const reader = async () => {
+      while (writing) {
+        const pick = random();
+        if (pick < 0.4) await store.messages(key, { last: 5 });
+        else if (pick < 0.7) await store.session(key);
+        else await store.sessions({ first: 10 });
+      }
+    };
+    const readers = Array.from({ length: 6 }, reader);
+    const count = 200;
+    let storedTwice = 0;
+    let seqsDiffer = 0;
+    try {
+      for (let i = 1; i <= count; i++) {
+        const request = () => store.append(key, [user(`m-${i}`)], { clientMessageId: `id-${i}` });
+        const [first, retry] = await Promise.all([request(), request()]);
+        if (first.messages[0]!.seq !== retry.messages[0]!.seq) seqsDiffer++;
+        if (!first.replayed && !retry.replayed) storedTwice++;
+      }
+    } finally {
+      writing = false;
+      await Promise.all(readers);
+    }
+    expect({ storedTwice, seqsDiffer }).toEqual({ storedTwice: 0, seqsDiffer: 0 });
+    expect(zeroclawLoad(bytesOf('chat_readers_1')).map((m) => m.content)).toEqual(
+      Array.from({ length: count }, (_, i) => `m-${i + 1}`),
+    );
+  });
+
+  it('stores a message once when two processes send its clientMessageId at once', {
+    timeout: 120_000,
+  }, async () => {
+    const seed = Number(process.env.TEST_SEED ?? Date.now() % 1_000_000);
+    console.log(`seed ${seed}`);
+    const count = 200;
+    const [a, b] = await Promise.all([
+      runWorker(APPEND_WORKER, [dir, 'two/procs', 'A', String(count), 'idempotent', String(seed)]),
+      runWorker(APPEND_WORKER, [dir, 'two/procs', 'B', String(count), 'idempotent', String(seed + 1)]),
+    ]);
+    expect([a!.code, b!.code], `${a!.stderr}${b!.stderr}`).toEqual([0, 0]);
+    const acks = [...a!.lines, ...b!.lines].map((l) => l.split(' ').map(Number) as [number, number, number]);
+    // Per id: one process stored it, the other replayed it, and both report the same seq.
+    let storedTwice = 0;
+    let seqsDiffer = 0;
+    for (let i = 1; i <= count; i++) {
+      const both = acks.filter(([n]) => n === i);
+      expect(both).toHaveLength(2);
+      if (both[0]![2] + both[1]![2] !== 1) storedTwice++;
+      if (both[0]![1] !== both[1]![1]) seqsDiffer++;
+    }
+    expect({ storedTwice, seqsDiffer }).toEqual({ storedTwice: 0, seqsDiffer: 0 });
+    expect(zeroclawLoad(bytesOf('two_procs')).map((m) => m.content)).toEqual(
+      Array.from({ length: count }, (_, i) => `m-${i + 1}`),
+    );
   });
 });
 

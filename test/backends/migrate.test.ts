@@ -7,17 +7,18 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { sessionPaths } from '../../src/backends/jsonl/session-paths.js';
-import { SidecarStore } from '../../src/backends/jsonl/session-sidecar.js';
+import { openJsonlBackend } from '../../src/backends/jsonl/jsonl-backend.js';
 import {
   type MigrationOutcome,
   type MigrationProgress,
   migrateJsonlToSqlite,
 } from '../../src/backends/migrate.js';
 import { applyPragmas, ensureSchema } from '../../src/backends/sqlite/schema.js';
+import { openSqliteBackend } from '../../src/backends/sqlite/sqlite-backend.js';
 import { ConflictError, InvalidInputError } from '../../src/errors.js';
 
 const CHILD = fileURLToPath(new URL('../helpers/migrate-child.ts', import.meta.url));
+const CRASH_WORKER = fileURLToPath(new URL('../helpers/jsonl-crash-worker.ts', import.meta.url));
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const CHRONO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{9}\+00:00$/;
 
@@ -68,10 +69,13 @@ function write(name: string, data: string | Buffer): Buffer {
 }
 
 function sessionFiles(): string[] {
-  return fs
-    .readdirSync(sessions)
-    .filter((n) => !n.startsWith('sessions.db'))
-    .sort();
+  return (
+    fs
+      .readdirSync(sessions)
+      // `.sessiongraph/` holds the JSONL backend's locks (zeroclaw lists no dot-name).
+      .filter((n) => !n.startsWith('sessions.db') && !n.startsWith('.'))
+      .sort()
+  );
 }
 
 function withDb<T>(fn: (db: Database.Database) => T): T {
@@ -596,16 +600,45 @@ describe('migrateJsonlToSqlite', () => {
     withDb((db) => expect(zeroclawLoad(db, 'changed')).toEqual([{ role: 'user', content: 'v1' }]));
   });
 
-  it('imports under a recorded raw key and still recognises its own receipt', async () => {
-    const bytes = write('slack_thread_1.jsonl', line('user', 'raw'));
-    const rawKeyFor = (stem: string) => (stem === 'slack_thread_1' ? 'slack/thread:1' : null);
-    const steps: string[] = [];
+  it("imports a session made through sessiongraph under zeroclaw's key, the file stem", async () => {
+    const jsonl = await openJsonlBackend({ dataDir });
+    await jsonl.append('slack/thread:1', [{ role: 'user', content: 'raw' }], { clientMessageId: 'c' });
+    await jsonl.renameSession('slack/thread:1', 'named');
+    await jsonl.close();
+    const bytes = fs.readFileSync(at('slack_thread_1.jsonl'));
+
+    const summary = await migrateJsonlToSqlite({ dataDir });
+
+    expect(summary.outcomes.map((o) => [o.file, o.status, o.sessionKey])).toEqual([
+      ['slack_thread_1.jsonl', 'imported', 'slack_thread_1'],
+    ]);
+    withDb((db) => {
+      expect(zeroclawLoad(db, 'slack_thread_1')).toEqual([{ role: 'user', content: 'raw' }]);
+      expect(zeroclawLoad(db, 'slack/thread:1')).toEqual([]);
+      expect(metadata(db, 'slack_thread_1')).toMatchObject({ message_count: 1, rows: 1 });
+      expect(receipt(db, 'slack_thread_1.jsonl')).toMatchObject({
+        session_key: 'slack_thread_1',
+        source_hash: sha256(bytes),
+      });
+    });
+    // And sessiongraph on SQLite serves it under the same key zeroclaw uses.
+    const sqlite = await openSqliteBackend({ dataDir });
+    try {
+      expect((await sqlite.messages('slack_thread_1')).items.map((m) => m.content)).toEqual(['raw']);
+    } finally {
+      await sqlite.close();
+    }
+  });
+
+  it('leaves a receipt zeroclaw accepts when interrupted between commit and archive', async () => {
+    const jsonl = await openJsonlBackend({ dataDir });
+    await jsonl.append('slack/thread:1', [{ role: 'user', content: 'raw' }]);
+    await jsonl.close();
+    const bytes = fs.readFileSync(at('slack_thread_1.jsonl'));
 
     const first = await migrateJsonlToSqlite({
       dataDir,
-      rawKeyFor,
       onStep: (step) => {
-        steps.push(step);
         if (step === 'committed') throw new Error('simulated crash after commit');
       },
     });
@@ -615,18 +648,274 @@ describe('migrateJsonlToSqlite', () => {
       committed: true,
     });
     expect(sessionFiles()).toEqual(['slack_thread_1.jsonl.importing']);
-    const second = await migrateJsonlToSqlite({ dataDir, rawKeyFor });
+    // zeroclaw's retry check: the receipt's key is the stem and the staged file matches it.
+    withDb((db) =>
+      expect(receipt(db, 'slack_thread_1.jsonl')).toMatchObject({
+        session_key: 'slack_thread_1',
+        source_hash: sha256(bytes),
+        source_len: bytes.length,
+      }),
+    );
+    const second = await migrateJsonlToSqlite({ dataDir });
     expect(outcomeOf(second.outcomes, 'slack_thread_1.jsonl')).toMatchObject({
+      status: 'already-imported',
+      sessionKey: 'slack_thread_1',
+    });
+    expect(sessionFiles()).toEqual(['slack_thread_1.jsonl.migrated']);
+  });
+
+  it('finishes an import an older sessiongraph committed under the raw key', async () => {
+    const bytes = write('slack_thread_1.jsonl.importing', line('user', 'raw'));
+    withDb((db) => {
+      applyPragmas(db, 5_000);
+      ensureSchema(db);
+      db.prepare(
+        'INSERT INTO jsonl_import_receipts (source_name, session_key, source_hash, source_len, imported_at) VALUES (?, ?, ?, ?, ?)',
+      ).run(
+        'slack_thread_1.jsonl',
+        'slack/thread:1',
+        sha256(bytes),
+        bytes.length,
+        '2026-08-22T10:00:00.000000000+00:00',
+      );
+    });
+    const summary = await migrateJsonlToSqlite({ dataDir });
+    expect(outcomeOf(summary.outcomes, 'slack_thread_1.jsonl')).toMatchObject({
       status: 'already-imported',
       sessionKey: 'slack/thread:1',
     });
     expect(sessionFiles()).toEqual(['slack_thread_1.jsonl.migrated']);
-    withDb((db) => {
-      expect(zeroclawLoad(db, 'slack/thread:1')).toEqual([{ role: 'user', content: 'raw' }]);
-      expect(receipt(db, 'slack_thread_1.jsonl')).toMatchObject({
-        session_key: 'slack/thread:1',
-        source_hash: sha256(bytes),
+  });
+
+  it("imports serde's sequence form of a message, `[role, content]`, as a message", async () => {
+    write('tuple.jsonl', `${line('user', 'object')}["assistant","sequence"]\n["user"]\n`);
+    const summary = await migrateJsonlToSqlite({ dataDir });
+    expect(summary).toMatchObject({ sessions: 1, messages: 2, skippedLines: 1, failed: 0 });
+    withDb((db) =>
+      expect(zeroclawLoad(db, 'tuple')).toEqual([
+        { role: 'user', content: 'object' },
+        { role: 'assistant', content: 'sequence' },
+      ]),
+    );
+  });
+
+  describe('a failure before the commit puts a file it staged back (zeroclaw)', () => {
+    const dropReceipts = () =>
+      withDb((db) => {
+        db.exec('DROP TABLE jsonl_import_receipts');
       });
+
+    it('restores it without asking for a receipt, even when that query would fail too', async () => {
+      write('a.jsonl', line('user', 'x'));
+      const summary = await migrateJsonlToSqlite({
+        dataDir,
+        onStep: (step) => {
+          if (step === 'staged') {
+            dropReceipts(); // the receipt query now fails as well
+            throw new Error('injected failure while staging');
+          }
+        },
+      });
+      expect(outcomeOf(summary.outcomes, 'a.jsonl')).toMatchObject({ status: 'failed', committed: false });
+      expect(sessionFiles()).toEqual(['a.jsonl']);
+    });
+
+    it('restores it after a failure once fingerprinted, before the transaction', async () => {
+      write('a.jsonl', line('user', 'x'));
+      const summary = await migrateJsonlToSqlite({
+        dataDir,
+        onStep: (step) => {
+          if (step === 'fingerprinted') {
+            dropReceipts();
+            throw new Error('injected failure after fingerprinting');
+          }
+        },
+      });
+      expect(outcomeOf(summary.outcomes, 'a.jsonl')).toMatchObject({ status: 'failed', committed: false });
+      expect(sessionFiles()).toEqual(['a.jsonl']);
+      // The next run imports it.
+      withDb((db) => ensureSchema(db));
+      expect((await migrateJsonlToSqlite({ dataDir })).sessions).toBe(1);
+    });
+
+    it('keeps a file an earlier run staged when the receipt cannot be read: it may have committed', async () => {
+      write('a.jsonl.importing', line('user', 'x'));
+      const summary = await migrateJsonlToSqlite({
+        dataDir,
+        onStep: (step) => {
+          if (step === 'fingerprinted') {
+            dropReceipts();
+            throw new Error('injected failure after fingerprinting');
+          }
+        },
+      });
+      expect(outcomeOf(summary.outcomes, 'a.jsonl')).toMatchObject({ status: 'failed', committed: false });
+      expect(sessionFiles()).toEqual(['a.jsonl.importing']);
+    });
+
+    it('asks for the receipt once the transaction began, and keeps a committed file staged', async () => {
+      write('rolled.jsonl', line('user', 'x'));
+      write('committed.jsonl', line('user', 'y'));
+      const summary = await migrateJsonlToSqlite({
+        dataDir,
+        onStep: (step, file) => {
+          if (step === 'rows-written' && file === 'rolled.jsonl')
+            throw new Error('injected in the transaction');
+          if (step === 'committed' && file === 'committed.jsonl')
+            throw new Error('injected after the commit');
+        },
+      });
+      expect(outcomeOf(summary.outcomes, 'rolled.jsonl')).toMatchObject({
+        status: 'failed',
+        committed: false,
+      });
+      expect(outcomeOf(summary.outcomes, 'committed.jsonl')).toMatchObject({
+        status: 'failed',
+        committed: true,
+      });
+      expect(sessionFiles()).toEqual(['committed.jsonl.importing', 'rolled.jsonl']);
+    });
+  });
+
+  describe('a sessiongraph JSONL append during the import of its file', () => {
+    for (const pauseAt of ['staged', 'fingerprinted', 'committed'] as const) {
+      it(`waits for the import (paused after ${pauseAt}), then is fenced: nothing stranded`, async () => {
+        const jsonl = await openJsonlBackend({ dataDir });
+        try {
+          await jsonl.append('chat', [{ role: 'user', content: 'before' }]);
+          let append: Promise<unknown> | undefined;
+          const summary = await migrateJsonlToSqlite({
+            dataDir,
+            onStep: async (step) => {
+              if (step !== pauseAt) return;
+              append = jsonl.append('chat', [{ role: 'user', content: 'during' }]).then(
+                (r) => r,
+                (e: unknown) => e,
+              );
+              // An append cannot signal that it waits for the lock, so the pause gives it ample time
+              // to finish (and strand its line in a new chat.jsonl) were it not fenced.
+              await Promise.race([append, new Promise((r) => setTimeout(r, 300))]);
+            },
+          });
+          expect(summary).toMatchObject({ sessions: 1, messages: 1, failed: 0 });
+          // After the import, the append finds zeroclaw's fence: refused, never written to a new file.
+          expect(await append).toBeInstanceOf(ConflictError);
+          expect(sessionFiles()).toEqual(['chat.jsonl.migrated']);
+          withDb((db) => expect(zeroclawLoad(db, 'chat')).toEqual([{ role: 'user', content: 'before' }]));
+          // A later import finds nothing to do and fails nothing.
+          expect(await migrateJsonlToSqlite({ dataDir })).toMatchObject({ failed: 0, sessions: 0 });
+        } finally {
+          await jsonl.close();
+        }
+      });
+    }
+
+    it('fences every other JSONL write to that session the same way', async () => {
+      const jsonl = await openJsonlBackend({ dataDir });
+      try {
+        await jsonl.append('chat', [{ role: 'user', content: 'before' }]);
+        let writes: Promise<unknown>[] = [];
+        await migrateJsonlToSqlite({
+          dataDir,
+          onStep: async (step) => {
+            if (step !== 'staged') return;
+            writes = [
+              jsonl.renameSession('chat', 'renamed'),
+              jsonl.removeLast('chat'),
+              jsonl.compact('chat'),
+              jsonl.deleteSession('chat'),
+            ].map((p) =>
+              p.then(
+                (r) => r,
+                (e: unknown) => e,
+              ),
+            );
+            await Promise.race([Promise.all(writes), new Promise((r) => setTimeout(r, 300))]);
+          },
+        });
+        for (const outcome of await Promise.all(writes)) expect(outcome).toBeInstanceOf(ConflictError);
+        expect(sessionFiles()).toEqual(['chat.jsonl.migrated']);
+        withDb((db) => expect(zeroclawLoad(db, 'chat')).toEqual([{ role: 'user', content: 'before' }]));
+      } finally {
+        await jsonl.close();
+      }
+    });
+
+    it('makes an append from another sessiongraph process wait, then refuses it', {
+      timeout: 120_000,
+    }, async () => {
+      const jsonl = await openJsonlBackend({ dataDir });
+      await jsonl.append('chat', [{ role: 'user', content: 'before' }]);
+      await jsonl.close();
+      let exited: Promise<ChildResult> | undefined;
+      const summary = await migrateJsonlToSqlite({
+        dataDir,
+        onStep: async (step) => {
+          if (step !== 'staged') return;
+          const child = spawn(
+            process.execPath,
+            ['--import', 'tsx', CRASH_WORKER, dataDir, 'chat', 'inject', 'never'],
+            {
+              cwd: REPO,
+              stdio: ['ignore', 'pipe', 'pipe'],
+            },
+          );
+          children.add(child);
+          let stdout = '';
+          let stderr = '';
+          child.stderr.on('data', (chunk: Buffer) => {
+            stderr += chunk;
+          });
+          const opened = new Promise<void>((resolve) =>
+            child.stdout.on('data', (chunk: Buffer) => {
+              stdout += chunk;
+              if (stdout.startsWith('O\n')) resolve();
+            }),
+          );
+          exited = new Promise((resolve) =>
+            child.on('close', (code, signal) => {
+              children.delete(child);
+              resolve({ code, signal, stdout, stderr });
+            }),
+          );
+          await Promise.race([opened, exited]);
+          // The child is about to append: give it ample time to finish were it not fenced.
+          await Promise.race([exited, new Promise((r) => setTimeout(r, 500))]);
+        },
+      });
+      expect(summary).toMatchObject({ sessions: 1, messages: 1, failed: 0 });
+      const result = await exited!;
+      expect(result.code, result.stdout).toBe(1);
+      expect(result.stderr).toMatch(/migrated to SQLite/);
+      expect(sessionFiles()).toEqual(['chat.jsonl.migrated']);
+      withDb((db) => expect(zeroclawLoad(db, 'chat')).toEqual([{ role: 'user', content: 'before' }]));
+    });
+
+    it('goes ahead once an import that failed before its commit put the file back', async () => {
+      const jsonl = await openJsonlBackend({ dataDir });
+      try {
+        await jsonl.append('chat', [{ role: 'user', content: 'before' }]);
+        let append: Promise<unknown> | undefined;
+        const summary = await migrateJsonlToSqlite({
+          dataDir,
+          onStep: (step) => {
+            if (step !== 'fingerprinted') return;
+            append = jsonl.append('chat', [{ role: 'user', content: 'during' }]);
+            throw new Error('injected failure');
+          },
+        });
+        expect(summary.failed).toBe(1);
+        await append;
+        expect(sessionFiles()).toEqual(['chat.jsonl']);
+        expect((await jsonl.messages('chat')).items.map((m) => m.content)).toEqual(['before', 'during']);
+        expect(await migrateJsonlToSqlite({ dataDir })).toMatchObject({
+          sessions: 1,
+          messages: 2,
+          failed: 0,
+        });
+      } finally {
+        await jsonl.close();
+      }
     });
   });
 
@@ -635,24 +924,6 @@ describe('migrateJsonlToSqlite', () => {
     const first = migrateJsonlToSqlite({ dataDir });
     await expect(migrateJsonlToSqlite({ dataDir })).rejects.toBeInstanceOf(ConflictError);
     expect((await first).sessions).toBe(1);
-  });
-
-  it('imports under the raw key the JSONL backend recorded in its sidecar by default', async () => {
-    write('matrix__abc_example_org.jsonl', line('user', 'from matrix'));
-    write('plain.jsonl', line('user', 'no sidecar'));
-    const sidecars = new SidecarStore(sessionPaths(dataDir).keysDir);
-    await sidecars.reset('matrix__abc_example_org', [{ key: 'matrix_!abc:example.org' }]);
-
-    const summary = await migrateJsonlToSqlite({ dataDir });
-
-    expect(summary.outcomes.map((o) => [o.file, o.status, o.sessionKey])).toEqual([
-      ['matrix__abc_example_org.jsonl', 'imported', 'matrix_!abc:example.org'],
-      ['plain.jsonl', 'imported', 'plain'],
-    ]);
-    withDb((db) => {
-      expect(zeroclawLoad(db, 'matrix_!abc:example.org')).toEqual([{ role: 'user', content: 'from matrix' }]);
-      expect(receipt(db, 'matrix__abc_example_org.jsonl')?.session_key).toBe('matrix_!abc:example.org');
-    });
   });
 
   describe('crash safety (child processes killed with SIGKILL)', () => {

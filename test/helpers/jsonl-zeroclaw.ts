@@ -7,7 +7,8 @@
  * - `zeroclawLoad`: `SessionStore::load`: split on `\n`, drop one trailing `\r`, skip lines that are
  *   not UTF-8, Rust `trim()` (Unicode White_Space, not U+FEFF), skip empty lines, then serde's
  *   `ChatMessage` rules (an object; `role` and `content` strings, each at most once; unknown fields
- *   ignored; no trailing garbage; no raw control characters; no lone surrogate in role/content).
+ *   ignored; no trailing garbage; no raw control characters; no lone surrogate in role/content; or
+ *   the sequence form serde derives for every struct: exactly `[role, content]`, two strings).
  */
 
 export interface ChatMessage {
@@ -184,8 +185,29 @@ function serdeChatMessage(text: string): ChatMessage | null {
     i += m![0].length;
     return 0;
   };
+  const field = (): string => {
+    ws();
+    if (text[i] !== '"') fail(); // serde: invalid type, expected a string
+    const v = string();
+    if (/\p{Surrogate}/u.test(v)) fail(); // serde: lone surrogate
+    return v;
+  };
   try {
     ws();
+    if (text[i] === '[') {
+      // serde's derived Deserialize also takes a struct as a sequence of its fields, in order;
+      // serde_json then wants exactly that many elements.
+      i++;
+      const role = field();
+      ws();
+      expect(',');
+      const content = field();
+      ws();
+      expect(']');
+      ws();
+      if (i !== text.length) fail(); // serde: trailing characters
+      return { role, content };
+    }
     expect('{');
     let role: string | undefined;
     let content: string | undefined;

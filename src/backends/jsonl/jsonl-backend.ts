@@ -39,11 +39,17 @@
  *
  * DURABILITY. Like SQLite's synchronous=NORMAL: appends are not fsynced (a power loss may drop the
  * last appends, never corrupt earlier lines); rewrites and a session's first sidecar record are
- * fully durable (temp + fsync + rename + folder fsync). An append that completed just before a
- * crash, whose idempotency record did not, is stored once and may be stored again by a retry.
+ * fully durable (temp + fsync + rename + folder fsync).
  *
  * IDEMPOTENCY. A session remembers the clientMessageIds of its last 1,024 to 2,048 appends (the
- * sidecar is pruned to 1,024 once it holds 2,048); an older id is treated as new.
+ * sidecar is pruned to 1,024 once it holds 2,048); an older id is treated as new. The check and
+ * the append run under the session's lock. An append with an id records an intent (where its
+ * lines go, their length and digest) before writing them and `done` after; the next write under
+ * the lock settles an intent a crash left (done if the bytes are at that offset or at a line after
+ * it, void if not) before anything can move lines, so a resend after a SIGKILL at any step is
+ * stored exactly once. Not told apart: zeroclaw appending the very same bytes between our crash
+ * and the settling. A replay whose messages are no longer at their seqs (removed since) is a
+ * ConflictError, never an answer naming another message.
  *
  * COSTS. Reads are O(page) once a file's index is built (one full read of the file, on first
  * touch). `sessions()` stats every `*.jsonl` (O(number of files)) and builds the indexes of the
@@ -58,7 +64,14 @@
 
 import { createHash } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
-import { AppError, ConflictError, KeyCollisionError, NotFoundError, UnavailableError } from '../../errors.js';
+import {
+  AppError,
+  ConflictError,
+  KeyCollisionError,
+  NotFoundError,
+  removedSince,
+  UnavailableError,
+} from '../../errors.js';
 import type {
   AppendOptions,
   AppendResult,
@@ -99,11 +112,17 @@ import { searchSessions } from './jsonl-search.js';
 import { JsonlWatcher } from './jsonl-watcher.js';
 import { codePoints } from './line-index.js';
 import { MigrationFence } from './migration-fence.js';
-import type { EncodedLine, FileState } from './session-file.js';
+import type { EncodedLine, FileState, SessionFile } from './session-file.js';
 import { pageSessions } from './session-listing.js';
 import { type SessionPaths, sessionPaths, stemForKey } from './session-paths.js';
 import { SessionRegistry } from './session-registry.js';
-import { IDEMPOTENCY_WINDOW, type Sidecar, SidecarStore } from './session-sidecar.js';
+import {
+  IDEMPOTENCY_WINDOW,
+  linesDigest,
+  type PriorAppend,
+  type Sidecar,
+  SidecarStore,
+} from './session-sidecar.js';
 
 const HOUR_MS = 3_600_000;
 /** fs error codes that mean the store is (maybe temporarily) unusable, not a bug. */
@@ -138,12 +157,14 @@ class JsonlBackend implements SessionBackend {
   readonly #registry: SessionRegistry;
   readonly #pending = new Set<Promise<unknown>>();
   readonly #logger: BackendOptions['logger'];
+  readonly #onAppendStep: BackendOptions['onAppendStep'];
   #watchers: readonly JsonlWatcher[] = [];
   #closed = false;
 
   constructor(paths: SessionPaths, options: BackendOptions) {
     this.#paths = paths;
     this.#logger = options.logger;
+    this.#onAppendStep = options.onAppendStep;
     this.#limits = resolveLimits(options.limits);
     this.#locks = new FileLocks({
       dir: paths.locksDir,
@@ -189,11 +210,15 @@ class JsonlBackend implements SessionBackend {
       };
       await this.#fence.assertWritable();
       return this.#locks.withLock(stem, async () => {
+        // Again under the lock: a migration holds it from staging to archiving the file.
+        await this.#fence.assertWritable();
         const file = this.#registry.file(stem);
         const owner = await this.#registry.ownerOf(stem);
         const existing = await file.state();
-        let sidecar = existing ? owner.sidecar : null;
         if (existing && owner.key !== key) throw collision(key, owner.key, stem);
+        let sidecar = existing ? await this.#settle(stem, file, owner.sidecar) : null;
+        const step = clientMessageId === undefined ? undefined : this.#onAppendStep;
+        step?.('locked');
         if (existing && clientMessageId !== undefined) {
           const prior = sidecar?.appends.get(clientMessageId);
           if (prior && prior.hash !== hash) {
@@ -202,6 +227,7 @@ class JsonlBackend implements SessionBackend {
             );
           }
           if (prior) {
+            await assertStillStored(file, prior, messages, clientMessageId);
             return {
               messages: stored(key, prior.firstSeq, messages),
               session: this.#info(key, sidecar, existing),
@@ -213,9 +239,27 @@ class JsonlBackend implements SessionBackend {
           guard(null);
           sidecar = await this.#registry.create(stem, key, null);
         }
-        const { firstSeq, state } = await file.append(lines, guard);
+        // With an id, the intent is recorded before the lines: a crash anywhere leaves a record
+        // that the next write under this lock settles (done or void) by looking at the file.
+        const intent =
+          clientMessageId === undefined
+            ? undefined
+            : async (at: number, bytes: Buffer) => {
+                await this.#sidecars.append(stem, {
+                  intent: clientMessageId,
+                  hash,
+                  n: messages.length,
+                  at,
+                  bytes: bytes.length,
+                  sum: linesDigest(bytes),
+                });
+                step?.('intent-written');
+              };
+        const { firstSeq, state } = await file.append(lines, guard, intent);
         if (clientMessageId !== undefined) {
-          await this.#sidecars.append(stem, { id: clientMessageId, hash, seq: firstSeq, n: messages.length });
+          step?.('lines-written');
+          await this.#sidecars.append(stem, { done: clientMessageId, seq: firstSeq });
+          step?.('recorded');
           // The record count is known without reading the sidecar back; prune only past the window.
           if ((sidecar?.appendRecords ?? 0) + 1 > 2 * IDEMPOTENCY_WINDOW) {
             const full = await this.#sidecars.read(stem);
@@ -325,9 +369,12 @@ class JsonlBackend implements SessionBackend {
       const stem = stemForKey(key);
       await this.#fence.assertWritable();
       return this.#locks.withLock(stem, async () => {
+        await this.#fence.assertWritable();
         const owner = await this.#registry.ownerOf(stem);
         if (owner.key !== key) throw notFound(key);
-        const result = await this.#registry.file(stem).removeLast((state) => {
+        const file = this.#registry.file(stem);
+        await this.#settle(stem, file, owner.sidecar);
+        const result = await file.removeLast((state) => {
           const actual = lastSeqOf(state);
           if (expected !== undefined && actual !== expected) {
             throw new ConflictError(
@@ -350,9 +397,13 @@ class JsonlBackend implements SessionBackend {
       const stem = stemForKey(key);
       await this.#fence.assertWritable();
       return this.#locks.withLock(stem, async () => {
+        await this.#fence.assertWritable();
         const owner = await this.#registry.ownerOf(stem);
         if (owner.key !== key) throw notFound(key);
-        const result = await this.#registry.file(stem).compact();
+        const file = this.#registry.file(stem);
+        // Compaction moves lines: an unsettled intent's offset must be settled first.
+        await this.#settle(stem, file, owner.sidecar);
+        const result = await file.compact();
         if (!result) throw notFound(key);
         return { dropped: result.dropped, session: this.#info(key, owner.sidecar, result.state) };
       });
@@ -365,6 +416,7 @@ class JsonlBackend implements SessionBackend {
       const stem = stemForKey(key);
       await this.#fence.assertWritable();
       await this.#locks.withLock(stem, async () => {
+        await this.#fence.assertWritable();
         const owner = await this.#registry.ownerOf(stem);
         if (owner.key !== key || !(await this.#registry.file(stem).remove())) throw notFound(key);
         // The session file goes first: a crash in between leaves records that no longer count.
@@ -381,6 +433,7 @@ class JsonlBackend implements SessionBackend {
       const stem = stemForKey(key);
       await this.#fence.assertWritable();
       return this.#locks.withLock(stem, async () => {
+        await this.#fence.assertWritable();
         const file = this.#registry.file(stem);
         const owner = await this.#registry.ownerOf(stem);
         const existing = await file.state();
@@ -407,6 +460,7 @@ class JsonlBackend implements SessionBackend {
       for (const s of await this.#registry.list()) {
         if (s.mtimeMs >= cutoff) continue;
         await this.#locks.withLock(s.stem, async () => {
+          await this.#fence.assertWritable();
           // Re-checked under the lock: a write since the scan makes the session fresh again.
           const now = await stat(this.#paths.fileOf(s.stem), { bigint: true }).catch(() => null);
           if (!now || Number(now.mtimeMs) >= cutoff) return;
@@ -475,6 +529,19 @@ class JsonlBackend implements SessionBackend {
     return task;
   }
 
+  /**
+   * Settles an append that a crash (or a failed write) left announced but unconfirmed: `done` when
+   * its lines are in the file, `void` when not. Called under the session's lock before any write,
+   * so the file has not been rewritten since the intent. Returns the sidecar as it is after.
+   */
+  async #settle(stem: string, file: SessionFile, sidecar: Sidecar | null): Promise<Sidecar | null> {
+    const pending = sidecar?.pending;
+    if (!pending) return sidecar;
+    const seq = await file.findWritten(pending.at, pending.bytes, pending.sum);
+    await this.#sidecars.append(stem, seq === null ? { void: pending.id } : { done: pending.id, seq });
+    return this.#sidecars.read(stem);
+  }
+
   #info(key: string, sidecar: Sidecar | null, state: FileState): SessionInfo {
     return {
       key,
@@ -486,6 +553,25 @@ class JsonlBackend implements SessionBackend {
       unreadableCount: state.unreadableCount,
     };
   }
+}
+
+/**
+ * A replay answers the seqs its append was given only while they still hold its messages (seqs
+ * are line positions, reused after removeLast): otherwise the messages were removed since, and the
+ * retry is refused rather than stored again or pointed at another message.
+ */
+async function assertStillStored(
+  file: SessionFile,
+  prior: PriorAppend,
+  messages: readonly NewMessage[],
+  clientMessageId: string,
+): Promise<void> {
+  const result = await file.read(() => ({ from: prior.firstSeq - 1, to: prior.firstSeq - 1 + prior.count }));
+  const now = result?.messages ?? [];
+  const same =
+    now.length === messages.length &&
+    now.every((m, i) => m.role === messages[i]!.role && m.content === messages[i]!.content);
+  if (!same) throw removedSince(clientMessageId, prior.firstSeq, prior.count);
 }
 
 function stored(key: string, firstSeq: number, messages: readonly NewMessage[]): StoredMessage[] {

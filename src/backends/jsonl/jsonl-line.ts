@@ -7,7 +7,8 @@
  * Read (`SessionStore::load`): split on `\n`, drop one trailing `\r`, skip lines that are not
  * UTF-8, `trim()` (Unicode White_Space; a BOM is NOT white space), skip empty lines, then serde:
  * an object whose `role` and `content` are strings, unknown fields ignored, a duplicate
- * `role`/`content` key, a lone-surrogate escape or trailing garbage fails. A failed line is
+ * `role`/`content` key, a lone-surrogate escape or trailing garbage fails; or the sequence form
+ * serde derives for every struct, exactly `[role, content]` (two strings). A failed line is
  * skipped by zeroclaw; we skip it too but count it.
  */
 
@@ -47,18 +48,32 @@ export function decodeLine(bytes: Uint8Array): DecodedLine {
 
 /** serde's `ChatMessage` deserialisation, or null where serde would fail. */
 export function parseChatMessage(text: string): NewMessage | null {
-  if (text.charCodeAt(0) !== 0x7b /* { */) return null;
+  const first = text.charCodeAt(0);
+  if (first !== 0x7b /* { */ && first !== 0x5b /* [ */) return null;
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     return null;
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
+  if (Array.isArray(value)) return parseSequenceForm(value);
+  if (typeof value !== 'object' || value === null) return null;
   const { role, content } = value as Record<string, unknown>;
   if (typeof role !== 'string' || typeof content !== 'string') return null;
   if (LONE_SURROGATE.test(role) || LONE_SURROGATE.test(content)) return null;
   if (hasDuplicateField(text)) return null;
+  return { role, content };
+}
+
+/**
+ * serde's derived `Deserialize` also reads a struct from a sequence of its fields in declaration
+ * order, and serde_json wants exactly as many elements: `["user","hi"]` is a ChatMessage.
+ */
+function parseSequenceForm(value: unknown[]): NewMessage | null {
+  if (value.length !== 2) return null;
+  const [role, content] = value;
+  if (typeof role !== 'string' || typeof content !== 'string') return null;
+  if (LONE_SURROGATE.test(role) || LONE_SURROGATE.test(content)) return null;
   return { role, content };
 }
 

@@ -27,7 +27,8 @@ export class MigrationFence {
     if (!this.#fenced) {
       const signature = await this.#currentSignature();
       if (signature !== null && signature !== this.#signature) {
-        this.#fenced = this.#hasReceipts();
+        // Checked now, after the await: a fenced workspace stays fenced whatever order calls end in.
+        this.#fenced ||= this.#hasReceipts();
         this.#signature = signature;
       }
     }

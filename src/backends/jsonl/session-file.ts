@@ -32,6 +32,7 @@ import {
 } from './file-watch.js';
 import { decodeLine } from './jsonl-line.js';
 import { LineIndex, type LineSpan } from './line-index.js';
+import { linesDigest } from './session-sidecar.js';
 
 const DRIFT_RETRIES = 3;
 
@@ -116,11 +117,13 @@ export class SessionFile {
   /**
    * Appends `lines` in one write call (O_APPEND). An unterminated tail is terminated first, inside
    * that same write, so a torn fragment becomes one corrupt line instead of swallowing the new
-   * message. `check` runs on the fresh state first and may throw to refuse.
+   * message. `check` runs on the fresh state first and may throw to refuse; then `beforeWrite` is
+   * told where the lines should start and their bytes (all terminated), to record an intent.
    */
   async append(
     lines: readonly EncodedLine[],
     check: (state: FileState) => void,
+    beforeWrite?: (at: number, bytes: Buffer) => Promise<void>,
   ): Promise<{ firstSeq: number; state: FileState }> {
     return this.#io.run(async () => {
       const handle = await open(this.path, 'a+');
@@ -132,6 +135,7 @@ export class SessionFile {
         const repair = !this.#index.endsWithNewline;
         const offset = this.#index.size;
         const payload = Buffer.from(`${repair ? '\n' : ''}${lines.map((l) => l.text).join('')}`, 'utf8');
+        await beforeWrite?.(offset + (repair ? 1 : 0), payload.subarray(repair ? 1 : 0));
         const { bytesWritten } = await handle.write(payload, 0, payload.length, null);
         if (bytesWritten !== payload.length) {
           await this.#undoShortWrite(handle, offset, bytesWritten);
@@ -168,6 +172,26 @@ export class SessionFile {
         await handle.close();
       }
     });
+  }
+
+  /**
+   * The seq of the first of the lines whose bytes (`length` of them, digest `sum`) start at `at` or
+   * at a readable line after it (another process may have appended first), or null when they are
+   * nowhere there: how an append announced by an intent record is settled after a crash.
+   */
+  async findWritten(at: number, length: number, sum: string): Promise<number | null> {
+    const found = await this.#synced('r', async (handle) => {
+      const { starts, tailStart } = this.#index.snapshot();
+      const candidates = [...starts.filter((s) => s >= at)];
+      if (tailStart !== null && tailStart >= at) candidates.push(tailStart);
+      for (const start of candidates) {
+        const bytes = Buffer.alloc(length);
+        const { bytesRead } = await handle.read(bytes, 0, length, start);
+        if (bytesRead === length && linesDigest(bytes) === sum) return this.#index.seqAt(start);
+      }
+      return null;
+    });
+    return found ?? null;
   }
 
   /**

@@ -113,7 +113,7 @@ export class SessionRegistry {
     ]);
     return ownKey === null && name === null
       ? null
-      : { key: ownKey, name, appends: new Map(), appendRecords: 0 };
+      : { key: ownKey, name, appends: new Map(), appendRecords: 0, pending: null };
   }
 
   /** Every session file with its owner key and mtime: one readdir and one stat per file. */

@@ -14,6 +14,7 @@
  */
 
 import { createHash } from 'node:crypto';
+import type { BigIntStats } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { sanitizeKey } from '../keys.js';
@@ -29,23 +30,67 @@ export interface PriorAppend {
   count: number;
 }
 
+/**
+ * An append announced before its lines were written (`intent`), not yet settled by a `done` or
+ * `void` record: the process died in between, or is still writing under the session's lock.
+ */
+export interface PendingAppend {
+  id: string;
+  hash: string;
+  count: number;
+  /** Where the first line was to start: the file's size before the write (after a torn-tail `\n`). */
+  at: number;
+  /** Bytes of the lines, all terminated. */
+  bytes: number;
+  /** Digest of those bytes (`linesDigest`). */
+  sum: string;
+}
+
 export interface Sidecar {
   /** The raw key that owns the file, or null: the stem itself. */
   key: string | null;
   name: string | null;
-  appends: Map<string, PriorAppend>;
+  appends: ReadonlyMap<string, PriorAppend>;
   /** Idempotency records in the file (replaced ids included), to know when to prune. */
   appendRecords: number;
+  pending: PendingAppend | null;
 }
 
 export type SidecarRecord =
   | { key: string }
   | { name: string | null }
-  | { id: string; hash: string; seq: number; n: number };
+  | { id: string; hash: string; seq: number; n: number }
+  | { intent: string; hash: string; n: number; at: number; bytes: number; sum: string }
+  | { done: string; seq: number }
+  | { void: string };
+
+/** The digest an intent record carries of the lines it announces. */
+export function linesDigest(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex').slice(0, 32);
+}
+
+/** Bytes before the parsed end that a cache entry keeps, to tell its file from a new one. */
+const FINGERPRINT_BYTES = 64;
+
+/**
+ * What was parsed of one sidecar file. Never changed once cached: a read builds a new entry and
+ * swaps it in, so overlapping reads (and the awaits inside them) cannot disturb each other.
+ */
+interface CacheEntry {
+  /** `<dev>:<ino>:<birthtime>`: which file this is (an inode number alone may be reused). */
+  identity: string;
+  /** `identity` plus size and mtime: nothing to read while the file still has it. */
+  signature: string;
+  /** Bytes parsed: the end of the last complete record. */
+  parsed: number;
+  /** The bytes just before `parsed`, compared before reading on from there. */
+  fingerprint: Buffer;
+  value: Sidecar;
+}
 
 export class SidecarStore {
   readonly #dir: string;
-  readonly #cache = new Map<string, { ino: bigint; signature: string; parsed: number; value: Sidecar }>();
+  readonly #cache = new Map<string, CacheEntry>();
 
   /** @param dir the folder of sidecar files, created on first write */
   constructor(dir: string) {
@@ -62,14 +107,14 @@ export class SidecarStore {
 
   /**
    * The stem's sidecar, or null when it has none. Cached by stat; a file that only grew (records
-   * appended) is read from where the last read stopped.
+   * appended) is read from where the last read stopped. The returned value is never mutated.
    */
   async read(stem: string): Promise<Sidecar | null> {
     const file = this.#path(stem);
     const cachedBefore = this.#cache.get(stem);
     if (cachedBefore) {
       const st = await stat(file, { bigint: true }).catch(() => null);
-      if (st && `${st.ino}:${st.size}:${st.mtimeNs}` === cachedBefore.signature) return cachedBefore.value;
+      if (st && signatureOf(st) === cachedBefore.signature) return cachedBefore.value;
     }
     let handle: FileHandle;
     try {
@@ -81,28 +126,33 @@ export class SidecarStore {
     }
     try {
       const st = await handle.stat({ bigint: true });
-      const signature = `${st.ino}:${st.size}:${st.mtimeNs}`;
-      let cached = this.#cache.get(stem);
+      const signature = signatureOf(st);
+      const cached = this.#cache.get(stem);
       if (cached?.signature === signature) return cached.value;
       const size = Number(st.size);
-      if (!cached || cached.ino !== st.ino || size < cached.parsed) {
-        cached = { ino: st.ino, signature, parsed: 0, value: emptySidecar() };
+      const identity = identityOf(st);
+      let base: CacheEntry | null = null;
+      if (cached && cached.identity === identity && cached.parsed <= size) {
+        const from = cached.parsed - cached.fingerprint.length;
+        const now = await readRange(handle, from, cached.fingerprint.length);
+        if (now.equals(cached.fingerprint)) base = cached;
       }
-      const length = size - cached.parsed;
-      const bytes = Buffer.alloc(length);
-      let got = 0;
-      while (got < length) {
-        const { bytesRead } = await handle.read(bytes, got, length - got, cached.parsed + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      const complete = bytes.lastIndexOf(0x0a, got - 1) + 1;
+      const parsedFrom = base?.parsed ?? 0;
+      const bytes = await readRange(handle, parsedFrom, size - parsedFrom);
+      const complete = bytes.lastIndexOf(0x0a) + 1;
       // A record torn by a crash (no `\n` yet) is left for the next read, or for ever.
-      applyRecords(stem, cached.value, bytes.subarray(0, complete).toString('utf8'));
-      cached.parsed += complete;
-      cached.signature = signature;
-      this.#cache.set(stem, cached);
-      return cached.value;
+      const value = base ? copySidecar(base.value) : emptySidecar();
+      applyRecords(stem, value, bytes.subarray(0, complete).toString('utf8'));
+      const parsed = parsedFrom + complete;
+      const tail = bytes.subarray(Math.max(0, complete - FINGERPRINT_BYTES), complete);
+      const fingerprint = Buffer.concat([base?.fingerprint ?? Buffer.alloc(0), tail]).subarray(
+        -FINGERPRINT_BYTES,
+      );
+      const entry: CacheEntry = { identity, signature, parsed, fingerprint, value };
+      // Another read may have cached a newer state of the same file meanwhile: keep the newer.
+      const latest = this.#cache.get(stem);
+      if (!latest || latest.identity !== identity || latest.parsed <= parsed) this.#cache.set(stem, entry);
+      return value;
     } finally {
       await handle.close();
     }
@@ -167,12 +217,38 @@ export class SidecarStore {
   }
 }
 
-function emptySidecar(): Sidecar {
-  return { key: null, name: null, appends: new Map(), appendRecords: 0 };
+function emptySidecar(): MutableSidecar {
+  return { key: null, name: null, appends: new Map(), appendRecords: 0, pending: null };
+}
+
+type MutableSidecar = Omit<Sidecar, 'appends'> & { appends: Map<string, PriorAppend> };
+
+function copySidecar(from: Sidecar): MutableSidecar {
+  return { ...from, appends: new Map(from.appends) };
+}
+
+function signatureOf(st: BigIntStats): string {
+  return `${identityOf(st)}:${st.size}:${st.mtimeNs}`;
+}
+
+function identityOf(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.birthtimeNs}`;
+}
+
+/** `length` bytes from `position`, or fewer where the file ends first. */
+async function readRange(handle: FileHandle, position: number, length: number): Promise<Buffer> {
+  const bytes = Buffer.alloc(Math.max(0, length));
+  let got = 0;
+  while (got < bytes.length) {
+    const { bytesRead } = await handle.read(bytes, got, bytes.length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return bytes.subarray(0, got);
 }
 
 /** Applies complete record lines (each ending in `\n`) to `sidecar`; unparsable lines are skipped. */
-function applyRecords(stem: string, sidecar: Sidecar, text: string): void {
+function applyRecords(stem: string, sidecar: MutableSidecar, text: string): void {
   const lines = text.split('\n');
   lines.pop();
   for (const line of lines) {
@@ -195,9 +271,41 @@ function applyRecords(stem: string, sidecar: Sidecar, text: string): void {
       Number.isSafeInteger(r.seq) &&
       Number.isSafeInteger(r.n)
     ) {
-      sidecar.appends.delete(r.id);
-      sidecar.appends.set(r.id, { hash: r.hash, firstSeq: r.seq as number, count: r.n as number });
-      sidecar.appendRecords++;
+      remember(sidecar, r.id, { hash: r.hash, firstSeq: r.seq as number, count: r.n as number });
+    } else if (
+      typeof r.intent === 'string' &&
+      typeof r.hash === 'string' &&
+      typeof r.sum === 'string' &&
+      Number.isSafeInteger(r.n) &&
+      Number.isSafeInteger(r.at) &&
+      Number.isSafeInteger(r.bytes)
+    ) {
+      sidecar.pending = {
+        id: r.intent,
+        hash: r.hash,
+        count: r.n as number,
+        at: r.at as number,
+        bytes: r.bytes as number,
+        sum: r.sum,
+      };
+    } else if (typeof r.done === 'string' && Number.isSafeInteger(r.seq)) {
+      const pending = sidecar.pending;
+      if (pending?.id === r.done) {
+        remember(sidecar, pending.id, {
+          hash: pending.hash,
+          firstSeq: r.seq as number,
+          count: pending.count,
+        });
+        sidecar.pending = null;
+      }
+    } else if (typeof r.void === 'string') {
+      if (sidecar.pending?.id === r.void) sidecar.pending = null;
     }
   }
+}
+
+function remember(sidecar: MutableSidecar, id: string, prior: PriorAppend): void {
+  sidecar.appends.delete(id);
+  sidecar.appends.set(id, prior);
+  sidecar.appendRecords++;
 }

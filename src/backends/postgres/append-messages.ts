@@ -6,7 +6,7 @@
  */
 
 import { createHash } from 'node:crypto';
-import { ConflictError } from '../../errors.js';
+import { ConflictError, removedSince } from '../../errors.js';
 import type { AppendResult, NewMessage, StoredMessage } from '../backend.js';
 import type { PgContext } from './pg-context.js';
 import type { Queryable } from './pg-runner.js';
@@ -204,5 +204,14 @@ async function replay(ctx: PgContext, request: AppendRequest, record: CheckRow):
   const session = await ctx.db.read((q) => readSessionInfo(q, ctx.t, request.key));
   // The record is deleted with its session, so only a delete in between leaves none.
   if (!session) return appendMessages(ctx, request);
+  // Ids are never reused (a sequence): a missing one was removed since, so the retry is refused
+  // rather than answered with a seq that is gone.
+  const kept = await ctx.db.read((q) =>
+    q.query<{ n: number }>({
+      text: `SELECT count(*)::int AS n FROM ${ctx.t.messages} WHERE session_key = $1 AND id = ANY($2::bigint[])`,
+      values: [request.key, seqs],
+    }),
+  );
+  if (kept.rows[0]!.n !== seqs.length) throw removedSince(request.clientMessageId!, seqs[0]!, seqs.length);
   return { messages, session, replayed: true };
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ConflictError } from '../../errors.js';
+import { ConflictError, removedSince } from '../../errors.js';
 import type { AppendResult, NewMessage, StoredMessage } from '../backend.js';
 import { nowTimestamp } from '../timestamps.js';
 import { readLastSeq } from './message-reads.js';
@@ -115,5 +115,14 @@ function replay(ctx: SqliteContext, request: AppendRequest, record: IdempotencyR
     createdAt: m.createdAt ?? record.created_at,
   }));
   // The record is deleted with its session, so the session still exists here.
-  return { messages, session: readSessionInfo(ctx, request.key)!, replayed: true };
+  const session = readSessionInfo(ctx, request.key)!;
+  // Row ids are never reused (AUTOINCREMENT): a missing one was removed since, so the retry is
+  // refused rather than answered with a seq that is gone.
+  const kept = ctx
+    .sql(
+      'SELECT COUNT(*) AS n FROM sessions WHERE session_key = ? AND id IN (SELECT value FROM json_each(?))',
+    )
+    .get(request.key, record.seqs) as { n: number };
+  if (session && kept.n !== seqs.length) throw removedSince(request.clientMessageId!, seqs[0]!, seqs.length);
+  return { messages, session, replayed: true };
 }
