@@ -5,7 +5,9 @@
  * its listening connection is terminated from outside or a notification would not fit.
  */
 
+import { Writable } from 'node:stream';
 import pg from 'pg';
+import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { ExternalChange, NewMessage, SessionBackend } from '../../src/backends/backend.js';
 import { channelOf } from '../../src/backends/postgres/change-notify.js';
@@ -21,6 +23,7 @@ import {
   uniqueSchema,
   withAdminClient,
 } from '../helpers/postgres-database.js';
+import { startTcpProxy } from '../helpers/tcp-proxy.js';
 
 const user = (content: string): NewMessage => ({ role: 'user', content });
 const schemas = new Set<string>();
@@ -257,6 +260,47 @@ describe('PostgreSQL instances hear each other (LISTEN/NOTIFY)', () => {
       },
     ]);
     expect(missed.messages).toHaveLength(1);
+  });
+
+  it('replaces a listening connection that stops answering, and reports what it missed', async () => {
+    const schema = uniqueSchema('sg_pgw_stuck');
+    const b = await open(schema);
+    // the watcher's connection goes through a proxy that can swallow everything the server says
+    let stalled = false;
+    const proxy = await startTcpProxy(TEST_DATABASE_URL, { toClient: () => !stalled });
+    closers.push(() => void proxy.close());
+    const lines: string[] = [];
+    const logger = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk, _encoding, done) {
+          lines.push(String(chunk));
+          // the stalled connection was given up: let the next one through
+          if (String(chunk).includes('reconnecting')) stalled = false;
+          done();
+        },
+      }),
+    );
+    const heard = new Heard();
+    const watcher = new PgWatcher({
+      config: { connectionString: proxy.url },
+      t: pgTables(schema),
+      changes: { channel: channelOf(schema), instanceId: 'the-watcher' },
+      listener: heard.listener,
+      logger,
+      intervalMs: 100,
+    });
+    closers.push(() => watcher.close());
+    await heard.listening(b);
+    stalled = true;
+    await b.append('during', [user('said while nobody heard')]);
+    await heard.until((c) => c.some((x) => x.kind === 'rewritten' && x.sessionKey === 'during'));
+    expect(lines.join('')).toContain('did not hear its own marker back');
+    const after = await b.append('during', [user('heard live')]);
+    const changes = await heard.through(b, 'end');
+    expect(changes.filter((c) => c.kind === 'appended')).toEqual([
+      expect.objectContaining({ sessionKey: 'during', throughSeq: after.messages[0]!.seq }),
+    ]);
   });
 
   it('a write too large to describe in 8000 bytes still commits, and the listener catches up', async () => {

@@ -49,6 +49,13 @@ export interface PgWatcherOptions {
 
 const SNAPSHOT = 'SELECT pg_current_snapshot()::text AS snap';
 
+/**
+ * Limits on the listening connection, so that one that stops answering is given up: its handshake,
+ * and each of its queries (a catch-up reads at most the sessions changed while it was away).
+ */
+const CONNECT_TIMEOUT_MS = 10_000;
+const QUERY_TIMEOUT_MS = 30_000;
+
 /** Sessions changed, and sessions deleted, by transactions the snapshot $1 does not see. */
 function catchUpSql(t: PgTables): string {
   const after = (column: string) =>
@@ -101,7 +108,12 @@ export class PgWatcher {
 
   async #connect(): Promise<void> {
     if (this.#closed) return;
-    const client = new pg.Client(this.#options.config);
+    const client = new pg.Client({
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      query_timeout: QUERY_TIMEOUT_MS,
+      keepAlive: true,
+      ...this.#options.config,
+    });
     this.#client = client;
     client.on('error', (error) => this.#lost(client, error));
     client.on('end', () => this.#lost(client, new Error('the listening connection ended')));
