@@ -202,9 +202,11 @@ export class PgWatcher {
   #markerBack(marker: number): void {
     const snap = this.#markers.get(marker);
     if (snap === undefined) return;
+    if (this.#awaited === marker) this.#awaited = null;
+    // Notices held during a catch-up are not reported yet: the point must not pass them.
+    if (this.#held !== null) return;
     this.#safe = snap;
     for (const n of this.#markers.keys()) if (n <= marker) this.#markers.delete(n);
-    if (this.#awaited === marker) this.#awaited = null;
   }
 
   #handle(client: pg.Client, notice: Notice): void {
