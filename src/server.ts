@@ -194,9 +194,10 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     );
   }
   // the backend itself, not `served`: our own writes are published by the mutations
-  const watch = sharesEventsThroughRedis(config, backend)
-    ? { close: async () => {} }
-    : startWatch(measured, events, logger);
+  const viaRedis = sharesEventsThroughRedis(config, backend);
+  if (viaRedis)
+    logger.info('other instances’ writes arrive through Redis; PostgreSQL notifications are not listened to');
+  const watch = viaRedis ? { close: async () => {} } : startWatch(measured, events, logger);
 
   let closing: Promise<void> | undefined;
   const close = () => {
