@@ -9,8 +9,8 @@
  * Origin and token for every HTTP request and WebSocket upgrade, before yoga or ws sees it. Resolvers
  * get the backend wrapped so that every write publishes its events on the bus, which the live
  * feeds read: in-process by default, Redis (`--redis-url`) when several instances share a store.
- * Writes that other processes (a zeroclaw agent) make to the same store are published there too
- * (events/watch.ts).
+ * Writes that other processes (a zeroclaw agent, or without Redis another instance on the same
+ * PostgreSQL schema) make to the same store are published there too (events/watch.ts).
  */
 
 import { createServer, type Server } from 'node:http';
@@ -219,7 +219,10 @@ export async function startServer(config: Config, deps: ServerDeps = {}): Promis
     );
   }
   // the backend itself, not `served`: our own writes are published by the mutations
-  const watch = startWatch(measured, events, logger);
+  const viaRedis = sharesEventsThroughRedis(config, backend);
+  if (viaRedis)
+    logger.info('other instances’ writes arrive through Redis; PostgreSQL notifications are not listened to');
+  const watch = viaRedis ? { close: async () => {} } : startWatch(measured, events, logger);
 
   let closing: Promise<void> | undefined;
   const close = () => {
@@ -339,6 +342,14 @@ function requestLimitsOf(config: Config): RequestLimits {
       maxPageSize: config.maxPageSize,
     },
   };
+}
+
+/**
+ * With Redis, the other PostgreSQL instances' events already arrive through it: listening to their
+ * notifications as well would publish each write again on the shared bus, once per instance.
+ */
+function sharesEventsThroughRedis(config: Config, backend: SessionBackend): boolean {
+  return config.redisUrl !== null && backend.info().kind === 'postgres';
 }
 
 /** The Redis bus when a Redis URL is configured (several instances), else the in-process one. */

@@ -229,16 +229,30 @@ export interface SessionRecord {
 }
 
 /**
- * A write another process made to the store (a zeroclaw agent sharing the workspace), as
- * `watchExternalChanges` reports it. Seqs are the backend's own: row ids, or JSONL positions.
+ * Where a session stood right after a change, when the backend knows it from the change itself
+ * (PostgreSQL's notifications carry it). Without it, events take the session as read later, which
+ * later writes may already have moved.
+ */
+export interface ExternalPosition {
+  messageCount: number;
+  /** null: the session holds no message. */
+  lastSeq: number | null;
+}
+
+/**
+ * A write another process made to the store (a zeroclaw agent sharing the workspace, or another
+ * sessiongraph instance on the same PostgreSQL schema), as `watchExternalChanges` reports it. Seqs
+ * are the backend's own: row ids, or JSONL positions.
  */
 export type ExternalChange =
   /** Messages with afterSeq < seq <= throughSeq were added; nothing at or before afterSeq moved. */
-  | { kind: 'appended'; sessionKey: string; afterSeq: number; throughSeq: number }
+  | { kind: 'appended'; sessionKey: string; afterSeq: number; throughSeq: number; after?: ExternalPosition }
   /** Exactly the session's last messages vanished, these seqs (highest first); the rest is unchanged. */
-  | { kind: 'removed'; sessionKey: string; seqs: number[] }
+  | { kind: 'removed'; sessionKey: string; seqs: number[]; after?: ExternalPosition }
   /** The messages changed in any other way (content rewritten, removed mid-way, not comparable). */
   | { kind: 'rewritten'; sessionKey: string }
+  /** The session was compacted; its readable messages did not change (PostgreSQL only). */
+  | { kind: 'compacted'; sessionKey: string }
   | { kind: 'deleted'; sessionKey: string }
   | { kind: 'renamed'; sessionKey: string; name: string | null };
 
@@ -246,8 +260,9 @@ export interface ExternalWatchOptions {
   /**
    * How often to look. SQLite: one `PRAGMA data_version` per interval while nothing changes.
    * JSONL: the sweep behind fs.watch, which stats recently changed files each interval and every
-   * file at least once a minute.
-   * @default 50 // milliseconds for SQLite; 1_000 for JSONL
+   * file at least once a minute. PostgreSQL: notifications arrive as they commit; this is how
+   * often the listening connection is checked and its catch-up point moved forward.
+   * @default 50 // milliseconds for SQLite; 1_000 for JSONL; 5_000 for PostgreSQL
    */
   intervalMs?: number;
 }
@@ -296,8 +311,8 @@ export interface SessionBackend {
   /**
    * Optional: reports what OTHER processes write to the same store, never this backend's own
    * writes. `listener` is called synchronously, in the order the changes were found (per session:
-   * the order they happened), and must neither throw nor block. Left out where instances reach
-   * each other another way (PostgreSQL: the Redis bus).
+   * the order they happened), and must neither throw nor block. PostgreSQL reports the writes of
+   * other sessiongraph instances on the same schema (LISTEN/NOTIFY, pg-watcher.ts).
    */
   watchExternalChanges?(
     listener: (change: ExternalChange) => void,

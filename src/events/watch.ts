@@ -1,14 +1,17 @@
 /**
- * Publishes what OTHER processes write to the store (a zeroclaw agent sharing the workspace) as
- * the same SessionEvents our own mutations publish (DESIGN section 5), so that a dashboard can
- * live-tail an agent. The backend finds the changes (`SessionBackend.watchExternalChanges`: SQLite
- * polls `PRAGMA data_version`, JSONL watches the sessions folder); this turns each into events,
- * reading what it needs through the backend:
+ * Publishes what OTHER processes write to the store (a zeroclaw agent sharing the workspace, or
+ * another sessiongraph instance on the same PostgreSQL schema) as the same SessionEvents our own
+ * mutations publish (DESIGN section 5), so that a dashboard can live-tail an agent. The backend
+ * finds the changes (`SessionBackend.watchExternalChanges`: SQLite polls `PRAGMA data_version`,
+ * JSONL watches the sessions folder, PostgreSQL listens to the other instances' notifications);
+ * this turns each into events, reading what it needs through the backend:
  * - appended: one MessageAppended per new message, read page by page after the change's seq
- *   (O(new)), each with the session as it stood after that message, as our own appends do;
+ *   (O(new)), each with the session as it stood after that message, as our own appends do (its
+ *   count and last seq from the change when the backend knows them, since later writes may
+ *   already have moved the session read now);
  * - removed: one MessageRemoved per seq, highest first, each with the session after it;
  * - rewritten: SessionReset with the session now, so clients refetch;
- * - renamed: SessionRenamed; deleted: SessionDeleted.
+ * - compacted: SessionCompacted; renamed: SessionRenamed; deleted: SessionDeleted.
  *
  * Changes are handled one at a time, in the order the backend found them, so a session's events
  * keep their order. The backend passed in must be the real one, not the publishing wrapper: it
@@ -33,7 +36,7 @@ export interface RunningWatch {
 
 /**
  * Starts publishing other processes' writes on `bus`. A backend without `watchExternalChanges`
- * (PostgreSQL, whose instances share a Redis bus) gets a watch that does nothing.
+ * gets a watch that does nothing.
  */
 export function startWatch(
   backend: SessionBackend,
@@ -87,10 +90,11 @@ async function publishChange(backend: SessionBackend, bus: EventBus, change: Ext
       const session = await backend.session(sessionKey);
       if (!session) return; // deleted meanwhile: its SessionDeleted follows
       const last = messages.length - 1;
+      const count = change.after?.messageCount ?? session.messageCount;
       messages.forEach((message, i) => {
         const after: SessionInfo = {
           ...session,
-          messageCount: Math.max(1, session.messageCount - (last - i)),
+          messageCount: Math.max(1, count - (last - i)),
           lastSeq: message.seq,
         };
         bus.publish({ type: 'MessageAppended', sessionKey, message, session: after });
@@ -101,12 +105,13 @@ async function publishChange(backend: SessionBackend, bus: EventBus, change: Ext
       const session = await backend.session(sessionKey);
       if (!session) return;
       const { seqs } = change;
+      const end = change.after ? { ...session, ...change.after } : session;
       seqs.forEach((seq, i) => {
         const next = seqs[i + 1];
         const after: SessionInfo =
           next === undefined
-            ? session
-            : { ...session, messageCount: session.messageCount + (seqs.length - 1 - i), lastSeq: next };
+            ? end
+            : { ...end, messageCount: end.messageCount + (seqs.length - 1 - i), lastSeq: next };
         bus.publish({ type: 'MessageRemoved', sessionKey, seq, session: after });
       });
       return;
@@ -114,6 +119,11 @@ async function publishChange(backend: SessionBackend, bus: EventBus, change: Ext
     case 'rewritten':
       bus.publish({ type: 'SessionReset', sessionKey, session: await backend.session(sessionKey) });
       return;
+    case 'compacted': {
+      const session = await backend.session(sessionKey);
+      if (session) bus.publish({ type: 'SessionCompacted', sessionKey, dropped: 0, session });
+      return;
+    }
     case 'renamed': {
       const session = await backend.session(sessionKey);
       if (session) bus.publish({ type: 'SessionRenamed', sessionKey, name: change.name, session });

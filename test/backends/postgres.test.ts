@@ -68,9 +68,13 @@ describe('PostgreSQL backend', () => {
     const backends = await Promise.all([open(schema), open(schema), open(schema)]);
     const rows = await withAdminClient(
       async (c) =>
-        (await c.query(`SELECT version FROM ${pg.escapeIdentifier(schema)}.schema_migrations`)).rows,
+        (
+          await c.query(
+            `SELECT version FROM ${pg.escapeIdentifier(schema)}.schema_migrations ORDER BY version`,
+          )
+        ).rows,
     );
-    expect(rows).toEqual([{ version: 1 }]);
+    expect(rows).toEqual([{ version: 1 }, { version: 2 }]);
     await backends[0]!.append('k', [user('hello')]);
     expect((await backends[2]!.session('k'))?.messageCount).toBe(1);
     expect(backends[1]!.info()).toMatchObject({ kind: 'postgres', capabilities: { stableSeq: true } });

@@ -2,12 +2,14 @@
  * Append in one transaction: the session row is upserted first, which also locks it, so appends
  * to one session serialise across every instance, and the guard, the idempotency lookup and the
  * ids drawn afterwards all see the previous append committed. Ids come from message_seq while
- * the lock is held: within a session, id order is commit order.
+ * the lock is held: within a session, id order is commit order. The transaction ends by
+ * announcing the new ids to the other instances (change-notify.ts).
  */
 
 import { createHash } from 'node:crypto';
 import { ConflictError, removedSince } from '../../errors.js';
 import type { AppendResult, NewMessage, StoredMessage } from '../backend.js';
+import { CHANGE_XID, notifyChanges } from './change-notify.js';
 import type { PgContext } from './pg-context.js';
 import type { Queryable } from './pg-runner.js';
 import { pgTimestamp, toMicros, tsText } from './pg-timestamps.js';
@@ -62,11 +64,12 @@ class Replay extends Error {
 
 function upsertSql(ctx: PgContext): string {
   // The database clock, never behind the session's previous activity.
-  return `INSERT INTO ${ctx.t.sessions} AS s (key, created_at, last_activity, message_count)
-    SELECT $1, now.at, now.at, $2 FROM (SELECT clock_timestamp() AS at) AS now
+  return `INSERT INTO ${ctx.t.sessions} AS s (key, created_at, last_activity, message_count, change_xid)
+    SELECT $1, now.at, now.at, $2, ${CHANGE_XID} FROM (SELECT clock_timestamp() AS at) AS now
     ON CONFLICT (key) DO UPDATE SET
       last_activity = greatest(s.last_activity, clock_timestamp()),
-      message_count = s.message_count + $2
+      message_count = s.message_count + $2,
+      change_xid = ${CHANGE_XID}
     RETURNING s.name, ${tsText('s.created_at')} AS created_at,
       ${tsText('s.last_activity')} AS last_activity, s.message_count`;
 }
@@ -154,6 +157,9 @@ async function store(q: Queryable, ctx: PgContext, request: AppendRequest): Prom
       ...(timed ? [messages.map((m) => (m.createdAt === undefined ? null : pgTimestamp(m.createdAt)))] : []),
     ],
   });
+  const first = inserted.rows[0]!.id;
+  const through = inserted.rows.at(-1)!.id;
+  await notifyChanges(q, ctx.changes, [{ o: 'a', k: key, a: first - 1, t: through, c: meta.message_count }]);
   const stored: StoredMessage[] = messages.map((m, i) => ({
     sessionKey: key,
     seq: inserted.rows[i]!.id,

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { InvalidInputError } from '../../errors.js';
 import type { StoreLimits } from '../backend.js';
 import { validateKey } from '../validate.js';
+import type { ChangeChannel } from './change-notify.js';
 import type { PgRunner } from './pg-runner.js';
 
 /** Schema-qualified, quoted names: every statement names its schema, none relies on search_path. */
@@ -10,6 +11,8 @@ export interface PgTables {
   sessions: string;
   messages: string;
   idempotency: string;
+  /** Tombstones of deleted sessions, for listeners catching up (change-notify.ts). */
+  deleted: string;
   /** The message id sequence as a string literal, for `nextval(...)`. */
   messageSeq: string;
 }
@@ -19,6 +22,8 @@ export interface PgContext {
   db: PgRunner;
   t: PgTables;
   limits: StoreLimits;
+  /** Where every write announces itself to the other instances. */
+  changes: ChangeChannel;
 }
 
 /** Plain identifiers only, so a schema name never needs more than quoting (63: NAMEDATALEN - 1). */
@@ -34,6 +39,7 @@ export function pgTables(schema: string): PgTables {
     sessions: `${q}.sessions`,
     messages: `${q}.messages`,
     idempotency: `${q}.idempotency_records`,
+    deleted: `${q}.deleted_sessions`,
     messageSeq: pg.escapeLiteral(`${q}.message_seq`),
   };
 }

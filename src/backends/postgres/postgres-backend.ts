@@ -2,9 +2,12 @@
  * The PostgreSQL backend, for several sessiongraph instances serving one store. Every operation
  * is one statement or one transaction on a pooled connection (pg-runner.ts); writes to a session
  * serialise on its row lock across instances, and take turns in memory within this process, so
- * one locked session never holds more than one pooled connection.
+ * one locked session never holds more than one pooled connection. Every write announces itself on
+ * the schema's notification channel (change-notify.ts), and `watchExternalChanges` listens there
+ * for the other instances' writes (pg-watcher.ts).
  */
 
+import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { AppendOptions, NewMessage, SessionBackend, StoreLimits } from '../backend.js';
@@ -20,9 +23,11 @@ import {
   validateTtlHours,
 } from '../validate.js';
 import { type AppendRequest, appendMessages, hashMessages } from './append-messages.js';
+import { channelOf } from './change-notify.js';
 import { readCharacterCounts, readLastMessages, readMessage, readMessagePage } from './message-reads.js';
 import { isStorableKey, type PgContext, pgTables } from './pg-context.js';
 import { createPgRunner } from './pg-runner.js';
+import { PgWatcher } from './pg-watcher.js';
 import { searchMessages } from './postgres-search.js';
 import { restoreSession } from './restore-session.js';
 import { migrateSchema } from './schema-migrations.js';
@@ -89,11 +94,23 @@ function poolConfig(options: PostgresBackendOptions, lockTimeoutMs: number): pg.
   };
 }
 
+/** NAMEDATALEN - 1 */
+const MAX_APPLICATION_NAME_BYTES = 63;
+
+/** The listening connection's settings: the pool's, named so pg_stat_activity tells it apart. */
+function listenConfig(config: pg.PoolConfig, schemaName: string): pg.ClientConfig {
+  let name = `sessiongraph listen ${schemaName}`;
+  while (Buffer.byteLength(name) > MAX_APPLICATION_NAME_BYTES) name = name.slice(0, -1);
+  return { ...config, fallback_application_name: name };
+}
+
 export async function openPostgresBackend(options: PostgresBackendOptions): Promise<SessionBackend> {
   const limits = resolveLimits(options.limits);
-  const t = pgTables(options.schema ?? 'sessiongraph');
+  const schemaName = options.schema ?? 'sessiongraph';
+  const t = pgTables(schemaName);
   const lockTimeoutMs = Math.max(1, options.lockTimeoutMs ?? 5_000);
-  const db = createPgRunner(poolConfig(options, lockTimeoutMs), options.logger);
+  const config = poolConfig(options, lockTimeoutMs);
+  const db = createPgRunner(config, options.logger);
   let version: string;
   try {
     version = await db.read(async (q) => {
@@ -112,7 +129,9 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
     await db.close();
     throw error;
   }
-  const ctx: PgContext = { db, t, limits };
+  const changes = { channel: channelOf(schemaName), instanceId: randomBytes(9).toString('base64url') };
+  const ctx: PgContext = { db, t, limits, changes };
+  const watchers = new Set<PgWatcher>();
 
   return {
     info: () => ({
@@ -179,6 +198,28 @@ export async function openPostgresBackend(options: PostgresBackendOptions): Prom
       await db.read((q) => q.query('SELECT 1'));
     },
 
-    close: () => db.close(),
+    watchExternalChanges(listener, watchOptions = {}) {
+      const watcher = new PgWatcher({
+        config: listenConfig(config, schemaName),
+        t,
+        changes,
+        listener,
+        logger: options.logger,
+        intervalMs: watchOptions.intervalMs,
+      });
+      watchers.add(watcher);
+      return {
+        close() {
+          watchers.delete(watcher);
+          watcher.close();
+        },
+      };
+    },
+
+    async close() {
+      for (const watcher of watchers) watcher.close();
+      watchers.clear();
+      await db.close();
+    },
   };
 }

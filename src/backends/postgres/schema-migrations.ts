@@ -59,6 +59,24 @@ CREATE TABLE idempotency_records (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'change marks for instances that listen to each other',
+    // change-notify.ts: the transaction that last changed a session, and the ones that deleted one,
+    // so that a listener whose connection dropped finds what changed after a snapshot.
+    sql: `
+ALTER TABLE sessions ADD COLUMN change_xid xid8;
+CREATE INDEX sessions_change_xid ON sessions (change_xid);
+
+CREATE TABLE deleted_sessions (
+  key        text COLLATE "C" PRIMARY KEY,
+  change_xid xid8 NOT NULL,
+  deleted_at timestamptz NOT NULL
+);
+CREATE INDEX deleted_sessions_change_xid ON deleted_sessions (change_xid);
+CREATE INDEX deleted_sessions_deleted_at ON deleted_sessions (deleted_at);
+`,
+  },
 ];
 
 /** pg_advisory_xact_lock's first key: ours; the second is the schema name's hash. */

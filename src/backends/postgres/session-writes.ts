@@ -1,11 +1,14 @@
 /**
  * The writes other than append, each one transaction. Every one first locks the session row (or
  * the stale rows, in key order, so two cleanups cannot deadlock), and reads messages only after
- * that in later statements, which see what the previous lock holder committed.
+ * that in later statements, which see what the previous lock holder committed. Each one that
+ * changes something stamps the session row (or a tombstone) and announces itself to the other
+ * instances before it commits (change-notify.ts).
  */
 
 import { ConflictError, NotFoundError } from '../../errors.js';
 import type { CompactResult, RemoveLastResult, SessionInfo } from '../backend.js';
+import { CHANGE_XID, notifyChanges } from './change-notify.js';
 import { readLastMessage } from './message-reads.js';
 import type { PgContext, PgTables } from './pg-context.js';
 import type { Queryable } from './pg-runner.js';
@@ -47,12 +50,19 @@ export function removeLastMessage(
     if (last) {
       await q.query(
         `WITH gone AS (DELETE FROM ${t.messages} WHERE id = $2 RETURNING 1)
-         UPDATE ${t.sessions} SET message_count = greatest(0, message_count - (SELECT count(*) FROM gone))
+         UPDATE ${t.sessions} SET message_count = greatest(0, message_count - (SELECT count(*) FROM gone)),
+           change_xid = ${CHANGE_XID}
          WHERE key = $1`,
         [key, last.seq],
       );
     }
-    return { removed: last, session: await requireSession(q, t, key) };
+    const session = await requireSession(q, t, key);
+    if (last) {
+      await notifyChanges(q, ctx.changes, [
+        { o: 'r', k: key, s: [last.seq], c: session.messageCount, l: session.lastSeq },
+      ]);
+    }
+    return { removed: last, session };
   });
 }
 
@@ -65,19 +75,39 @@ export function compactSession(ctx: PgContext, key: string): Promise<CompactResu
   return ctx.db.writeSession(key, async (q) => {
     await lockSession(q, t, key);
     await q.query(
-      `UPDATE ${t.sessions} SET message_count = (SELECT count(*) FROM ${t.messages} WHERE session_key = $1)
+      `UPDATE ${t.sessions} SET message_count = (SELECT count(*) FROM ${t.messages} WHERE session_key = $1),
+         change_xid = ${CHANGE_XID}
        WHERE key = $1`,
       [key],
     );
+    await notifyChanges(q, ctx.changes, [{ o: 'c', k: key }]);
     return { dropped: 0, session: await requireSession(q, t, key) };
   });
 }
 
-async function deleteContents(q: Queryable, t: PgTables, keys: string[]): Promise<void> {
+/**
+ * Tombstones are kept this long for listeners catching up after a dropped connection
+ * (pg-watcher.ts), far longer than any reconnect takes; each delete prunes the older ones.
+ */
+const TOMBSTONE_RETENTION = "interval '1 day'";
+
+/** The messages and records of deleted sessions; a tombstone for each; the announcement. */
+async function deleteContents(ctx: PgContext, q: Queryable, keys: string[]): Promise<void> {
+  const { t } = ctx;
   await q.query(
-    `WITH m AS (DELETE FROM ${t.messages} WHERE session_key = ANY($1::text[]))
-     DELETE FROM ${t.idempotency} WHERE session_key = ANY($1::text[])`,
+    `WITH m AS (DELETE FROM ${t.messages} WHERE session_key = ANY($1::text[])),
+       r AS (DELETE FROM ${t.idempotency} WHERE session_key = ANY($1::text[])),
+       p AS (DELETE FROM ${t.deleted}
+         WHERE deleted_at < clock_timestamp() - ${TOMBSTONE_RETENTION} AND key <> ALL($1::text[]))
+     INSERT INTO ${t.deleted} AS d (key, change_xid, deleted_at)
+     SELECT k, ${CHANGE_XID}, clock_timestamp() FROM unnest($1::text[]) AS k
+     ON CONFLICT (key) DO UPDATE SET change_xid = excluded.change_xid, deleted_at = excluded.deleted_at`,
     [keys],
+  );
+  await notifyChanges(
+    q,
+    ctx.changes,
+    keys.map((k) => ({ o: 'd', k })),
   );
 }
 
@@ -86,7 +116,7 @@ export function deleteSession(ctx: PgContext, key: string): Promise<void> {
   return ctx.db.writeSession(key, async (q) => {
     const { rowCount } = await q.query(`DELETE FROM ${t.sessions} WHERE key = $1`, [key]);
     if (rowCount === 0) throw notFound(key);
-    await deleteContents(q, t, [key]);
+    await deleteContents(ctx, q, [key]);
   });
 }
 
@@ -95,12 +125,14 @@ export function renameSession(ctx: PgContext, key: string, name: string | null):
   const { t } = ctx;
   return ctx.db.writeSession(key, async (q) => {
     await q.query(
-      `INSERT INTO ${t.sessions} AS s (key, name, created_at, last_activity, message_count)
-       SELECT $1, $2, now.at, now.at, 0 FROM (SELECT clock_timestamp() AS at) AS now
-       ON CONFLICT (key) DO UPDATE SET name = excluded.name`,
+      `INSERT INTO ${t.sessions} AS s (key, name, created_at, last_activity, message_count, change_xid)
+       SELECT $1, $2, now.at, now.at, 0, ${CHANGE_XID} FROM (SELECT clock_timestamp() AS at) AS now
+       ON CONFLICT (key) DO UPDATE SET name = excluded.name, change_xid = excluded.change_xid`,
       [key, name],
     );
-    return requireSession(q, t, key);
+    const session = await requireSession(q, t, key);
+    await notifyChanges(q, ctx.changes, [{ o: 'n', k: key, n: session.name }]);
+    return session;
   });
 }
 
@@ -120,7 +152,7 @@ export function cleanupStale(ctx: PgContext, ttlHours: number): Promise<string[]
     const keys = rows.map((r) => r.key);
     if (keys.length === 0) return keys;
     await q.query(`DELETE FROM ${t.sessions} WHERE key = ANY($1::text[])`, [keys]);
-    await deleteContents(q, t, keys);
+    await deleteContents(ctx, q, keys);
     return keys;
   });
 }

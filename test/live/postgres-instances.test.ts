@@ -1,0 +1,525 @@
+/**
+ * Two server instances on one PostgreSQL schema, in one process (startServer, real HTTP and
+ * graphql-ws on port 0): seeded random writers on both instances, and on both a graphql-ws
+ * subscriber of `sessionEvents(fromStart: true)` per session and of `sessionActivity`. Each
+ * subscriber keeps the copy a client would (a SessionReset refetches); at the end every copy must
+ * equal the store. Without Redis (the instances hear each other through PostgreSQL's
+ * notifications), also with the listening connections terminated mid-run; and with Redis, where
+ * the notifications stay unheard and Redis carries the events as before. Redis is used, never
+ * restarted.
+ */
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Client, createClient } from 'graphql-ws';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { createLogger } from '../../src/logger.js';
+import { type RunningServer, startServer } from '../../src/server.js';
+import {
+  dropSchemas,
+  TEST_DATABASE_URL,
+  uniqueSchema,
+  withAdminClient,
+} from '../helpers/postgres-database.js';
+import { prng } from '../helpers/prng.js';
+import { requireRedis, TEST_REDIS_URL } from '../helpers/redis-server.js';
+import { type Json, postGraphQL, testConfig } from '../helpers/server.js';
+
+const SESSION_EVENTS = `subscription ($key: String!) { sessionEvents(sessionKey: $key, fromStart: true) {
+  __typename
+  ... on MessageAppended { message { seq content } }
+  ... on MessageRemoved { seq }
+  ... on SessionReset { session { lastSeq } }
+} }`;
+
+const SESSION_ACTIVITY = `subscription { sessionActivity { kind sessionKey session { name messageCount lastSeq } } }`;
+
+const APPEND = `mutation ($key: String!, $messages: [NewMessageInput!]!) {
+  appendMessages(input: { sessionKey: $key, messages: $messages }) { __typename ... on Error { code } } }`;
+const REMOVE_LAST = `mutation ($key: String!) {
+  removeLastMessage(input: { sessionKey: $key }) { __typename ... on Error { code } } }`;
+const RENAME = `mutation ($key: String!, $name: String) {
+  renameSession(input: { sessionKey: $key, name: $name }) { __typename ... on Error { code } } }`;
+const COMPACT = `mutation ($key: String!) {
+  compactSession(input: { sessionKey: $key }) { __typename ... on Error { code } } }`;
+const DELETE = `mutation ($key: String!) {
+  deleteSession(input: { sessionKey: $key }) { __typename ... on Error { code } } }`;
+const CLEANUP = `mutation ($ttl: Float!) {
+  cleanupStaleSessions(input: { ttlHours: $ttl }) { __typename ... on Error { code } } }`;
+
+const MESSAGES = `query ($key: String!, $after: String) { session(key: $key) {
+  messages(first: 1000, after: $after) { edges { cursor node { seq content } } pageInfo { hasNextPage } } } }`;
+const SESSIONS = `query ($after: String) { sessions(first: 1000, after: $after) {
+  edges { cursor node { key name messageCount lastSeq } } pageInfo { hasNextPage } } }`;
+
+/** Errors a write may answer with in a random run: typed, storing nothing. */
+const EXPECTED_CODES = new Set(['NOT_FOUND']);
+
+async function gql(url: string, query: string, variables: Record<string, unknown> = {}): Promise<Json> {
+  const r = await postGraphQL(url, query, variables);
+  if (r.errors) throw new Error(JSON.stringify(r.errors));
+  return r.data;
+}
+
+async function write(url: string, query: string, variables: Record<string, unknown>): Promise<void> {
+  const data = await gql(url, query, variables);
+  const payload = Object.values(data)[0] as Json;
+  if (payload.code !== undefined && !EXPECTED_CODES.has(payload.code)) {
+    throw new Error(`unexpected ${payload.code}`);
+  }
+}
+
+interface Message {
+  seq: number;
+  content: string;
+}
+
+async function storedMessages(url: string, key: string): Promise<Message[]> {
+  const out: Message[] = [];
+  let after: string | null = null;
+  for (;;) {
+    const session: Json = (await gql(url, MESSAGES, { key, after })).session;
+    if (!session) return out;
+    const { edges, pageInfo } = session.messages;
+    for (const edge of edges) out.push(edge.node);
+    if (!pageInfo.hasNextPage) return out;
+    after = edges.at(-1).cursor;
+  }
+}
+
+type Summary = { name: string | null; messageCount: number; lastSeq: number | null };
+
+async function storedSessions(url: string): Promise<Map<string, Summary>> {
+  const out = new Map<string, Summary>();
+  let after: string | null = null;
+  for (;;) {
+    const { edges, pageInfo }: Json = (await gql(url, SESSIONS, { after })).sessions;
+    for (const { node } of edges) {
+      out.set(node.key, { name: node.name, messageCount: node.messageCount, lastSeq: node.lastSeq });
+    }
+    if (!pageInfo.hasNextPage) return out;
+    after = edges.at(-1).cursor;
+  }
+}
+
+/** Wakes waiters whenever something a condition looks at changed. */
+class Signal {
+  private waiters = new Set<() => void>();
+  notify(): void {
+    for (const wake of [...this.waiters]) wake();
+  }
+  until(condition: () => boolean, describe: () => string, timeoutMs = 60_000): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!condition()) return;
+        this.waiters.delete(check);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new Error(`not reached: ${describe()}`));
+      }, timeoutMs);
+      this.waiters.add(check);
+      check();
+    });
+  }
+}
+
+/** One instance's subscribers: a copy of each session's messages, and of the session list. */
+class Subscribers {
+  readonly copies = new Map<string, Message[]>();
+  readonly list = new Map<string, Summary>();
+  readonly problems: string[] = [];
+  /** MessageAppended events received, per session. */
+  readonly appended = new Map<string, number>();
+  resets = 0;
+  private readonly client: Client;
+  private readonly stops: Array<() => void> = [];
+  /** Per session: events waiting for the previous one to be applied (a reset refetches). */
+  private readonly chains = new Map<string, Promise<void>>();
+  /** Sessions whose copy was refetched: events the refetch already covered come after it. */
+  private readonly refetched = new Set<string>();
+
+  constructor(
+    readonly url: string,
+    private readonly signal: Signal,
+  ) {
+    this.client = createClient({
+      url: url.replace(/^http/, 'ws'),
+      webSocketImpl: WebSocket,
+      retryAttempts: 0,
+    });
+  }
+
+  followList(): void {
+    this.subscribe(SESSION_ACTIVITY, {}, (data) => {
+      const { kind, sessionKey, session } = data.sessionActivity;
+      if (kind === 'DELETED') this.list.delete(sessionKey);
+      else this.list.set(sessionKey, session);
+    });
+  }
+
+  follow(key: string): void {
+    this.copies.set(key, []);
+    this.subscribe(SESSION_EVENTS, { key }, (data) => {
+      const event = data.sessionEvents;
+      const previous = this.chains.get(key) ?? Promise.resolve();
+      const next = previous.then(() => this.apply(key, event));
+      this.chains.set(key, next);
+      return next;
+    });
+  }
+
+  private async apply(key: string, event: Json): Promise<void> {
+    const copy = this.copies.get(key)!;
+    const last = copy.at(-1);
+    const lenient = this.refetched.has(key);
+    switch (event.__typename) {
+      case 'MessageAppended':
+        this.appended.set(key, (this.appended.get(key) ?? 0) + 1);
+        if (last && event.message.seq <= last.seq) {
+          if (!lenient) this.problems.push(`${key}: appended ${event.message.seq} after ${last.seq}`);
+        } else copy.push(event.message);
+        break;
+      case 'MessageRemoved':
+        if (last?.seq === event.seq) copy.pop();
+        else if (!lenient || copy.some((m) => m.seq === event.seq)) {
+          this.problems.push(`${key}: removed ${event.seq}, last ${last?.seq}`);
+        }
+        break;
+      case 'SessionReset':
+        this.resets++;
+        this.refetched.add(key);
+        this.copies.set(key, await storedMessages(this.url, key));
+        break;
+      case 'SessionDeleted':
+        this.copies.set(key, []);
+        break;
+    }
+  }
+
+  private subscribe(query: string, variables: Record<string, unknown>, next: (data: Json) => unknown): void {
+    const stop = this.client.subscribe(
+      { query, variables },
+      {
+        next: (result) => {
+          if (result.errors) {
+            this.problems.push(`${JSON.stringify(variables)}: ${JSON.stringify(result.errors)}`);
+            this.signal.notify();
+            return;
+          }
+          void Promise.resolve(next(result.data as Json)).then(
+            () => this.signal.notify(),
+            (error: unknown) => {
+              this.problems.push(String(error));
+              this.signal.notify();
+            },
+          );
+        },
+        error: (error) => {
+          this.problems.push(`${JSON.stringify(variables)} ended: ${String(error)}`);
+          this.signal.notify();
+        },
+        complete: () => {},
+      },
+    );
+    this.stops.push(stop);
+  }
+
+  async close(): Promise<void> {
+    for (const stop of this.stops) stop();
+    await this.client.dispose();
+  }
+}
+
+interface Instance {
+  server: RunningServer;
+  url: string;
+  subscribers: Subscribers;
+}
+
+const schemas = new Set<string>();
+const dirs: string[] = [];
+let running: Instance[] = [];
+
+afterEach(async () => {
+  for (const instance of running) await instance.subscribers.close();
+  await Promise.all(running.map((instance) => instance.server.close()));
+  running = [];
+});
+
+afterAll(async () => {
+  await dropSchemas(schemas);
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+async function startInstances(
+  schema: string,
+  redisPrefix: string | null,
+  signal: Signal,
+): Promise<Instance[]> {
+  schemas.add(schema);
+  const dataDir = mkdtempSync(join(tmpdir(), 'sg-pg-instances-'));
+  dirs.push(dataDir);
+  const config = testConfig('postgres', dataDir, {
+    databaseUrl: TEST_DATABASE_URL,
+    databaseSchema: schema,
+    poolSize: 4,
+    redisUrl: redisPrefix === null ? null : TEST_REDIS_URL,
+    redisPrefix: redisPrefix ?? 'sessiongraph',
+  });
+  const logger = createLogger({ level: 'silent' });
+  for (let i = 0; i < 2; i++) {
+    const server = await startServer(config, { logger });
+    running.push({ server, url: server.url, subscribers: new Subscribers(server.url, signal) });
+  }
+  return running;
+}
+
+/** Renames a probe session on each instance until the other instance's session list shows it. */
+async function untilHeardAcross(instances: Instance[], signal: Signal): Promise<void> {
+  for (const [from, to] of [
+    [instances[0]!, instances[1]!],
+    [instances[1]!, instances[0]!],
+  ] as const) {
+    for (let i = 0; ; i++) {
+      const name = `probe ${i}`;
+      await write(from.url, RENAME, { key: 'probe', name });
+      const heard = await signal
+        .until(
+          () => to.subscribers.list.get('probe')?.name === name,
+          () => 'probe',
+          250,
+        )
+        .then(
+          () => true,
+          () => false,
+        );
+      if (heard) break;
+      if (i > 200) throw new Error('the instances never heard each other');
+    }
+  }
+}
+
+async function listenerPids(schema: string): Promise<number[]> {
+  return withAdminClient(async (admin) => {
+    const { rows } = await admin.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE application_name = $1',
+      [`sessiongraph listen ${schema}`],
+    );
+    return rows.map((r) => r.pid);
+  });
+}
+
+interface RunOptions {
+  seed: number;
+  signal: Signal;
+  /** Called once with the share of operations done (0.25, 0.5, 0.75). */
+  onProgress?: (share: number) => Promise<void>;
+}
+
+const WRITERS_PER_INSTANCE = 2;
+const SESSIONS_PER_WRITER = 2;
+const OPS_PER_WRITER = 60;
+
+/**
+ * Each writer owns its sessions and applies random writes to them in turn through its instance;
+ * then one instance sweeps every session (cleanupStale) and restores one, and the writers append
+ * again, re-creating sessions.
+ */
+async function run(instances: Instance[], options: RunOptions): Promise<Written> {
+  const random = prng(options.seed);
+  const keys: string[] = [];
+  const appended = new Map<string, number>();
+  const append = async (url: string, key: string, messages: unknown[]) => {
+    await write(url, APPEND, { key, messages });
+    appended.set(key, (appended.get(key) ?? 0) + messages.length);
+  };
+  const writers: Array<{ url: string; keys: string[] }> = [];
+  instances.forEach((instance, i) => {
+    for (let w = 0; w < WRITERS_PER_INSTANCE; w++) {
+      const own = Array.from({ length: SESSIONS_PER_WRITER }, (_, s) => `gw_i${i}w${w}s${s}`);
+      keys.push(...own);
+      writers.push({ url: instance.url, keys: own });
+    }
+  });
+  for (const instance of instances) for (const key of keys) instance.subscribers.follow(key);
+
+  const total = writers.length * OPS_PER_WRITER;
+  let done = 0;
+  const marks = [0.25, 0.5, 0.75];
+  const progress = async () => {
+    done++;
+    while (marks.length > 0 && done >= marks[0]! * total) {
+      const share = marks.shift()!;
+      await options.onProgress?.(share);
+    }
+  };
+  // each writer's own sequence, drawn up front so that the run replays from the seed
+  const plans = writers.map((writer) =>
+    Array.from({ length: OPS_PER_WRITER }, (_, n) => {
+      const key = writer.keys[Math.floor(random() * writer.keys.length)]!;
+      const roll = random();
+      const size = 1 + Math.floor(random() * 3);
+      return { key, roll, size, n };
+    }),
+  );
+  await Promise.all(
+    writers.map(async (writer, w) => {
+      for (const { key, roll, size, n } of plans[w]!) {
+        const messages = Array.from({ length: size }, (_, m) => ({
+          role: 'user',
+          content: `w${w} op${n} m${m}`,
+        }));
+        if (roll < 0.7) await append(writer.url, key, messages);
+        else if (roll < 0.8) await write(writer.url, REMOVE_LAST, { key });
+        else if (roll < 0.88) await write(writer.url, RENAME, { key, name: `w${w} name ${n}` });
+        else if (roll < 0.95) await write(writer.url, COMPACT, { key });
+        else await write(writer.url, DELETE, { key });
+        await progress();
+      }
+    }),
+  );
+  // Every session idle for a moment is swept by the second instance, one restored by an import.
+  // Each phase is heard everywhere before the next writes the same sessions from the other
+  // instance: events of one session from two instances at once are put in order by the
+  // per-session ordering point, not by what this test covers.
+  await write(instances[1]!.url, CLEANUP, { ttl: 1e-9 });
+  await options.signal.until(
+    () => instances.every((instance) => instance.subscribers.list.size === 0),
+    () => 'the sweep heard everywhere',
+  );
+  await instances[1]!.server.backend.restoreSession!(keys[0]!, {
+    name: 'imported',
+    createdAt: '2020-01-02T03:04:05.000000+00:00',
+    lastActivityAt: '2020-01-02T03:04:05.000000+00:00',
+  });
+  await options.signal.until(
+    () => instances.every((instance) => instance.subscribers.list.get(keys[0]!)?.name === 'imported'),
+    () => 'the import heard everywhere',
+  );
+  await Promise.all(
+    writers.map(async (writer, w) => {
+      for (const key of writer.keys) {
+        const messages = [1, 2, 3].map((m) => ({ role: 'user', content: `w${w} again ${m}` }));
+        await append(writer.url, key, messages);
+      }
+    }),
+  );
+  return { keys, appended };
+}
+
+interface Written {
+  keys: string[];
+  /** Messages appended per session over the whole run. */
+  appended: Map<string, number>;
+}
+
+/** Waits until every subscriber's copy equals the store, or fails saying where they differ. */
+async function expectCopiesEqualStore(
+  instances: Instance[],
+  written: Written,
+  signal: Signal,
+): Promise<void> {
+  const { keys } = written;
+  const url = instances[0]!.url;
+  const messages = new Map<string, Message[]>();
+  for (const key of keys) messages.set(key, await storedMessages(url, key));
+  const sessions = await storedSessions(url);
+  const sessionsJson = JSON.stringify([...sessions].sort());
+  const differences = () =>
+    instances.flatMap((instance, i) => [
+      ...instance.subscribers.problems.map((p) => `instance ${i}: ${p}`),
+      ...keys
+        .filter(
+          (key) => JSON.stringify(instance.subscribers.copies.get(key)) !== JSON.stringify(messages.get(key)),
+        )
+        .map(
+          (key) =>
+            `instance ${i} ${key}: copy ${JSON.stringify(instance.subscribers.copies.get(key)?.map((m) => m.seq))}, ` +
+            `store ${JSON.stringify(messages.get(key)?.map((m) => m.seq))}`,
+        ),
+      ...(JSON.stringify([...instance.subscribers.list].sort()) === sessionsJson
+        ? []
+        : [
+            `instance ${i} session list: ${JSON.stringify([...instance.subscribers.list].sort())}, store ${sessionsJson}`,
+          ]),
+    ]);
+  await signal.until(
+    () => differences().length === 0,
+    () => differences().slice(0, 12).join('\n'),
+    30_000,
+  );
+  expect(differences()).toEqual([]);
+}
+
+/** Without a reset, every subscriber received every message ever appended, each once. */
+function expectEveryAppendDelivered(instances: Instance[], written: Written): void {
+  for (const instance of instances) {
+    expect(instance.subscribers.resets).toBe(0);
+    expect(Object.fromEntries(instance.subscribers.appended)).toEqual(Object.fromEntries(written.appended));
+  }
+}
+
+describe('two instances on one PostgreSQL schema without Redis', () => {
+  it('every subscriber on either instance ends with exactly the store, with no reset', async () => {
+    const seed = Number(process.env.SEED ?? Date.now() % 1_000_000);
+    console.log(`postgres-instances seed ${seed}`);
+    const signal = new Signal();
+    const instances = await startInstances(uniqueSchema('sg_inst'), null, signal);
+    for (const instance of instances) instance.subscribers.followList();
+    await untilHeardAcross(instances, signal);
+    const written = await run(instances, { seed, signal });
+    await expectCopiesEqualStore(instances, written, signal);
+    expectEveryAppendDelivered(instances, written);
+  }, 120_000);
+
+  it('loses nothing when the listening connections are terminated mid-run', async () => {
+    const seed = Number(process.env.SEED ?? Date.now() % 1_000_000);
+    console.log(`postgres-instances seed ${seed}`);
+    const signal = new Signal();
+    const schema = uniqueSchema('sg_inst_drop');
+    const instances = await startInstances(schema, null, signal);
+    for (const instance of instances) instance.subscribers.followList();
+    await untilHeardAcross(instances, signal);
+    const terminated = new Set<number>();
+    const written = await run(instances, {
+      seed,
+      signal,
+      onProgress: async () => {
+        const pids = await listenerPids(schema);
+        expect(pids.length).toBeGreaterThan(0);
+        for (const pid of pids) terminated.add(pid);
+        await withAdminClient((admin) =>
+          admin.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [pids]),
+        );
+      },
+    });
+    await expectCopiesEqualStore(instances, written, signal);
+    console.log(`resets after dropped connections: ${instances.map((i) => i.subscribers.resets).join(', ')}`);
+    // both listen again, on new connections
+    const now = await listenerPids(schema);
+    expect(now).toHaveLength(2);
+    for (const pid of now) expect(terminated.has(pid)).toBe(false);
+  }, 120_000);
+});
+
+describe('two instances on one PostgreSQL schema with Redis', () => {
+  it('every subscriber ends with exactly the store; the notifications are not listened to', async () => {
+    requireRedis();
+    const seed = Number(process.env.SEED ?? Date.now() % 1_000_000);
+    console.log(`postgres-instances seed ${seed}`);
+    const signal = new Signal();
+    const schema = uniqueSchema('sg_inst_redis');
+    const instances = await startInstances(schema, schema, signal);
+    for (const instance of instances) instance.subscribers.followList();
+    await untilHeardAcross(instances, signal);
+    expect(await listenerPids(schema)).toEqual([]);
+    const written = await run(instances, { seed, signal });
+    await expectCopiesEqualStore(instances, written, signal);
+    expectEveryAppendDelivered(instances, written);
+  }, 120_000);
+});
