@@ -28,7 +28,8 @@ const GUARD_DESCRIPTION =
 const CLIENT_MESSAGE_ID_DESCRIPTION =
   'Idempotency key, unique within the session (up to 256 bytes): a retry with the same id and the same ' +
   'messages returns the first result with `replayed: true` and stores nothing; the same id with other ' +
-  'messages is a ConflictError.';
+  'messages is a ConflictError. An id counts only while the messages it stored are still there, unchanged: ' +
+  'after the session was deleted or the message removed, a retry is stored anew.';
 
 const NewMessageInput = builder.inputType('NewMessageInput', {
   description: 'A message to store: exactly what zeroclaw stores, a role and content.',

@@ -22,6 +22,19 @@ export interface BackendHarness {
   open(dataDir: string, limits?: Partial<StoreLimits>): Promise<SessionBackend>;
   /** Moves a session's last activity `hours` into the past, directly in storage. */
   backdate(dataDir: string, key: string, hours: number): Promise<void>;
+  /**
+   * Another writer of the same store, outside this backend instance: zeroclaw's own statements or
+   * file operations from another process (SQLite, JSONL), or a second instance (PostgreSQL).
+   */
+  otherWriter(dataDir: string): Promise<OtherWriter>;
+}
+
+/** What another writer does to a session (keys are plain: their JSONL stem is the key). */
+export interface OtherWriter {
+  append(key: string, message: NewMessage): Promise<void>;
+  removeLast(key: string): Promise<void>;
+  deleteSession(key: string): Promise<void>;
+  close(): Promise<void>;
 }
 
 const user = (content: string): NewMessage => ({ role: 'user', content });
@@ -162,6 +175,80 @@ export function runContractSuite(harness: BackendHarness): void {
         const again = await store.append('s', [user('x')], { clientMessageId: 'c' });
         expect(again.replayed).toBe(false);
         expect((await store.session('s'))?.messageCount).toBe(1);
+      });
+    });
+
+    /**
+     * A record answers a retry only while the messages it names are still stored as it stored them.
+     * Another writer's delete (zeroclaw's delete_session or `/new`, another instance) or a removal
+     * voids it: the retry is a new request, stored in the session as it is now.
+     */
+    describe('idempotency records against what is stored now', () => {
+      let other: OtherWriter | null = null;
+      afterEach(async () => {
+        await other?.close();
+        other = null;
+      });
+
+      async function expectStoredAnew(key: string, before: string[], batch: NewMessage[], id: string) {
+        const retry = await store.append(key, batch, { clientMessageId: id });
+        expect(retry.replayed).toBe(false);
+        const page = await store.messages(key, { first: 100 });
+        expect(page.items.map((m) => m.content)).toEqual([...before, ...batch.map((m) => m.content)]);
+        expect(retry.messages.map((m) => m.seq)).toEqual(page.items.slice(before.length).map((m) => m.seq));
+        expect(retry.session).toMatchObject({ key, messageCount: before.length + batch.length });
+        // and from now on the new record answers: stored once more, never twice
+        const again = await store.append(key, batch, { clientMessageId: id });
+        expect(again).toMatchObject({ replayed: true, messages: retry.messages });
+        expect((await store.session(key))?.messageCount).toBe(before.length + batch.length);
+      }
+
+      it('stores a retry anew after another writer deleted the session', async () => {
+        other = await harness.otherWriter(dir);
+        await store.append('s', [user('a'), user('b')], { clientMessageId: 'c' });
+        await other.deleteSession('s');
+        await expectStoredAnew('s', [], [user('a'), user('b')], 'c');
+      });
+
+      it('stores a retry anew after another writer deleted the session and wrote it again', async () => {
+        other = await harness.otherWriter(dir);
+        await store.append('s', [user('first'), user('x')], { clientMessageId: 'c' });
+        await other.deleteSession('s');
+        await other.append('s', user('agent'));
+        await other.append('s', user('agent 2'));
+        await expectStoredAnew('s', ['agent', 'agent 2'], [user('x')], 'c');
+      });
+
+      it('treats the same id with other messages as new once its session was deleted', async () => {
+        other = await harness.otherWriter(dir);
+        await store.append('s', [user('x')], { clientMessageId: 'c' });
+        await other.deleteSession('s');
+        await other.append('s', user('agent'));
+        await expectStoredAnew('s', ['agent'], [user('other')], 'c');
+      });
+
+      it('stores a retry anew after its message was removed, here or by another writer', async () => {
+        other = await harness.otherWriter(dir);
+        await store.append('s', [user('keep')]);
+        await store.append('s', [user('x')], { clientMessageId: 'c1' });
+        await store.removeLast('s');
+        await expectStoredAnew('s', ['keep'], [user('x')], 'c1');
+        await store.append('s', [user('y')], { clientMessageId: 'c2' });
+        await other.removeLast('s');
+        await other.append('s', user('agent'));
+        await expectStoredAnew('s', ['keep', 'x', 'agent'], [user('y')], 'c2');
+      });
+
+      it('still answers from a record whose messages are all there', async () => {
+        other = await harness.otherWriter(dir);
+        const first = await store.append('s', [user('x')], { clientMessageId: 'c' });
+        await other.append('s', user('agent'));
+        await other.append('other', user('elsewhere'));
+        await other.deleteSession('other');
+        const retry = await store.append('s', [user('x')], { clientMessageId: 'c' });
+        expect(retry).toMatchObject({ replayed: true, messages: first.messages });
+        await expectError(store.append('s', [user('changed')], { clientMessageId: 'c' }), ConflictError);
+        expect((await store.messages('s')).items.map((m) => m.content)).toEqual(['x', 'agent']);
       });
     });
 

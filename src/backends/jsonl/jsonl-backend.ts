@@ -43,7 +43,9 @@
  * crash, whose idempotency record did not, is stored once and may be stored again by a retry.
  *
  * IDEMPOTENCY. A session remembers the clientMessageIds of its last 1,024 to 2,048 appends (the
- * sidecar is pruned to 1,024 once it holds 2,048); an older id is treated as new.
+ * sidecar is pruned to 1,024 once it holds 2,048); an older id is treated as new. A record answers
+ * only while the lines it names still hash to its request (a delete and re-creation by zeroclaw, a
+ * removal or a rewrite voids it).
  *
  * COSTS. Reads are O(page) once a file's index is built (one full read of the file, on first
  * touch). `sessions()` stats every `*.jsonl` (O(number of files)) and builds the indexes of the
@@ -99,11 +101,11 @@ import { searchSessions } from './jsonl-search.js';
 import { JsonlWatcher } from './jsonl-watcher.js';
 import { codePoints } from './line-index.js';
 import { MigrationFence } from './migration-fence.js';
-import type { EncodedLine, FileState } from './session-file.js';
+import type { EncodedLine, FileState, SessionFile } from './session-file.js';
 import { pageSessions } from './session-listing.js';
 import { type SessionPaths, sessionPaths, stemForKey } from './session-paths.js';
 import { SessionRegistry } from './session-registry.js';
-import { IDEMPOTENCY_WINDOW, type Sidecar, SidecarStore } from './session-sidecar.js';
+import { IDEMPOTENCY_WINDOW, type PriorAppend, type Sidecar, SidecarStore } from './session-sidecar.js';
 
 const HOUR_MS = 3_600_000;
 /** fs error codes that mean the store is (maybe temporarily) unusable, not a bug. */
@@ -195,7 +197,10 @@ class JsonlBackend implements SessionBackend {
         let sidecar = existing ? owner.sidecar : null;
         if (existing && owner.key !== key) throw collision(key, owner.key, stem);
         if (existing && clientMessageId !== undefined) {
-          const prior = sidecar?.appends.get(clientMessageId);
+          let prior = sidecar?.appends.get(clientMessageId);
+          // A record counts only while its lines are still there as it stored them: zeroclaw's
+          // delete and recreate, a removal, or a rewrite makes it stale, and the request new.
+          if (prior && !(await recordHolds(file, prior))) prior = undefined;
           if (prior && prior.hash !== hash) {
             throw new ConflictError(
               `clientMessageId ${JSON.stringify(clientMessageId)} was used for other messages`,
@@ -500,6 +505,12 @@ function stored(key: string, firstSeq: number, messages: readonly NewMessage[]):
 
 function lastSeqOf(state: FileState | null): number | null {
   return state && state.messageCount > 0 ? state.messageCount : null;
+}
+
+/** Whether the lines a record names (positions firstSeq..) still hash to its request. */
+async function recordHolds(file: SessionFile, prior: PriorAppend): Promise<boolean> {
+  const result = await file.read(() => ({ from: prior.firstSeq - 1, to: prior.firstSeq - 1 + prior.count }));
+  return result?.messages.length === prior.count && requestHash(result.messages) === prior.hash;
 }
 
 function requestHash(messages: readonly NewMessage[]): string {

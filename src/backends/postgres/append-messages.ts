@@ -128,7 +128,14 @@ async function store(q: Queryable, ctx: PgContext, request: AppendRequest): Prom
       })
     ).rows[0]!;
     // A retried request is answered from its record before the guard: its first attempt moved the last seq.
-    if (check.request_hash !== null) throw new Replay(check);
+    if (check.request_hash !== null) {
+      if (await recordHolds(q, ctx, key, check)) throw new Replay(check);
+      // A stale record names messages that are gone: forgotten, and this request is new.
+      await q.query(`DELETE FROM ${ctx.t.idempotency} WHERE session_key = $1 AND client_message_id = $2`, [
+        key,
+        clientMessageId,
+      ]);
+    }
     if (request.expectedLastSeq !== undefined && check.last_seq !== request.expectedLastSeq) {
       throw new ConflictError(
         `session ${JSON.stringify(key)} ends at seq ${check.last_seq}, not ${request.expectedLastSeq}`,
@@ -171,6 +178,21 @@ async function store(q: Queryable, ctx: PgContext, request: AppendRequest): Prom
     unreadableCount: null,
   };
   return { messages: stored, session, replayed: false };
+}
+
+/**
+ * Whether the messages a record names are still stored as it stored them: every recorded id a row
+ * of this session, and those rows hashing to the recorded request. Our own deletes drop records
+ * with their session, but a removal takes the recorded message away and leaves its record: one
+ * that no longer holds answers nothing (ids are never reused, so it can never hold again).
+ */
+async function recordHolds(q: Queryable, ctx: PgContext, key: string, record: CheckRow): Promise<boolean> {
+  const seqs = record.seqs ?? [];
+  const { rows } = await q.query<NewMessage>(
+    `SELECT role, content FROM ${ctx.t.messages} WHERE session_key = $1 AND id = ANY($2::bigint[]) ORDER BY id`,
+    [key, seqs],
+  );
+  return rows.length === seqs.length && hashMessages(rows) === record.request_hash;
 }
 
 export async function appendMessages(ctx: PgContext, request: AppendRequest): Promise<AppendResult> {
