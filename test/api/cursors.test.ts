@@ -7,7 +7,7 @@ import {
   messageDigest,
   START_POSITION,
 } from '../../src/events/message-cursor.js';
-import { decodeSessionCursor, encodeSessionCursor } from '../../src/schema/cursors.js';
+import { decodeSessionCursor, encodeSessionCursor, sessionListScope } from '../../src/schema/cursors.js';
 import { renderSnippet } from '../../src/schema/snippet.js';
 import { openWsClient, type WsClient } from '../helpers/live-client.js';
 import { type Json, startTestServer, type TestServer } from '../helpers/server.js';
@@ -20,8 +20,11 @@ describe('cursors', () => {
     expect(encodeMessageCursor({ ...m, content: 'hello!' })).not.toBe(cursor);
     expect(encodeMessageCursor({ ...m, role: 'assistant' })).not.toBe(cursor);
     const s = { key: 'telegram_1:ü', lastActivityAt: '2026-03-24T21:51:41.123456789+00:00' };
-    expect(decodeSessionCursor(encodeSessionCursor(s), 'after')).toEqual(s);
-    expect(decodeSessionCursor(encodeSessionCursor({ key: 'k', lastActivityAt: null }), 'x')).toEqual({
+    const scope = sessionListScope('LAST_ACTIVITY_DESC', {});
+    expect(decodeSessionCursor(encodeSessionCursor(s, scope), 'after', scope)).toEqual(s);
+    expect(
+      decodeSessionCursor(encodeSessionCursor({ key: 'k', lastActivityAt: null }, scope), 'x', scope),
+    ).toEqual({
       key: 'k',
       lastActivityAt: null,
     });
@@ -36,7 +39,8 @@ describe('cursors', () => {
   });
 
   it('refuse anything malformed with InvalidInputError naming the argument', () => {
-    const session = encodeSessionCursor({ key: 'k', lastActivityAt: null });
+    const scope = sessionListScope('KEY_ASC', { channel: 'slack' });
+    const session = encodeSessionCursor({ key: 'k', lastActivityAt: null }, scope);
     const bad = [
       '',
       '!!!',
@@ -52,11 +56,19 @@ describe('cursors', () => {
     for (const cursor of [
       '',
       message,
-      Buffer.from('s1:{"a":1}').toString('base64url'),
-      Buffer.from('s1:[1,"k"]').toString('base64url'),
+      Buffer.from('s2:{"a":1}').toString('base64url'),
+      Buffer.from(`s2:["${scope}",1,"k"]`).toString('base64url'),
+      // an unbound cursor of an earlier release, and one of another list
+      Buffer.from('s1:[null,"k"]').toString('base64url'),
+      encodeSessionCursor(
+        { key: 'k', lastActivityAt: null },
+        sessionListScope('KEY_DESC', { channel: 'slack' }),
+      ),
+      encodeSessionCursor({ key: 'k', lastActivityAt: null }, sessionListScope('KEY_ASC', {})),
     ]) {
-      expect(() => decodeSessionCursor(cursor, 'after'), cursor).toThrow(InvalidInputError);
+      expect(() => decodeSessionCursor(cursor, 'after', scope), cursor).toThrow(InvalidInputError);
     }
+    expect(decodeSessionCursor(session, 'after', scope)).toEqual({ key: 'k', lastActivityAt: null });
     try {
       decodeMessageCursor('nope', 'before');
     } catch (err) {
@@ -194,6 +206,37 @@ describe.each(['sqlite', 'jsonl', 'postgres'] as const)('message cursors through
     await expectRefused('telegram_c', { last: 5, before: c2.cursor }, 'before');
     const fresh = (await page('telegram_c', { first: 5 })).data.session.messages.edges;
     expect(contents(await page('telegram_c', { first: 5, after: fresh[1].cursor }))).toEqual(['c3']);
+  });
+
+  it('bind session list cursors to the order and filter that issued them', async () => {
+    const LIST = `query ($first: Int, $last: Int, $after: String, $before: String, $orderBy: SessionOrder,
+      $filter: SessionFilter) { sessions(first: $first, last: $last, after: $after, before: $before,
+      orderBy: $orderBy, filter: $filter) { edges { cursor node { key } } } }`;
+    const list = (v: Record<string, unknown>): Promise<Json> => t.gql(LIST, v);
+    const keys = (r: Json) => r.data.sessions.edges.map((e: Json) => e.node.key);
+    const byKey = await list({ first: 1, orderBy: 'KEY_ASC', filter: { channel: 'telegram' } });
+    const cursor = byKey.data.sessions.edges[0].cursor;
+    expect(keys(byKey)).toEqual(['telegram_a']);
+    const next = await list({ first: 1, after: cursor, orderBy: 'KEY_ASC', filter: { channel: 'telegram' } });
+    expect(keys(next)).toEqual(['telegram_b']);
+    const back = await list({
+      last: 1,
+      before: next.data.sessions.edges[0].cursor,
+      orderBy: 'KEY_ASC',
+      filter: { channel: 'telegram' },
+    });
+    expect(keys(back)).toEqual(['telegram_a']);
+    for (const [v, field] of [
+      [{ first: 1, after: cursor, orderBy: 'KEY_ASC' }, 'after'],
+      [{ first: 1, after: cursor, orderBy: 'KEY_DESC', filter: { channel: 'telegram' } }, 'after'],
+      [{ first: 1, after: cursor, filter: { channel: 'telegram' } }, 'after'],
+      [{ first: 1, after: cursor, orderBy: 'KEY_ASC', filter: { keyPrefix: 'telegram_' } }, 'after'],
+      [{ last: 1, before: cursor, orderBy: 'KEY_ASC', filter: { channel: 'slack' } }, 'before'],
+      [{ first: 1, after: a[1].cursor, orderBy: 'KEY_ASC', filter: { channel: 'telegram' } }, 'after'],
+    ] as const) {
+      const r = await list(v);
+      expect(r.errors?.[0]?.extensions, JSON.stringify(v)).toMatchObject({ code: 'INVALID', field });
+    }
   });
 
   it('answer the same cursors on the live feed with a SessionReset, and a malformed one with INVALID', async () => {
