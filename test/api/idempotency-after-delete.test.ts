@@ -109,6 +109,7 @@ describe.each(['sqlite', 'jsonl', 'postgres'] as const)(
     it.runIf(kind === 'sqlite')("stores the retry anew after zeroclaw's cleanup_stale", async () => {
       await start();
       await append('gw_idle', ['idle'], 'c-1');
+      await append('gw_idle', ['idle too'], 'c-3');
       await append('gw_busy', ['busy'], 'c-2');
       // zeroclaw's cleanup_stale, verbatim, on its own connection, after gw_idle went idle for two days
       const db = new Database(join(t!.dataDir, 'sessions', 'sessions.db'));
@@ -134,6 +135,22 @@ describe.each(['sqlite', 'jsonl', 'postgres'] as const)(
       const retry = await append('gw_idle', ['idle'], 'c-1');
       expect(retry).toMatchObject({ replayed: false, session: { key: 'gw_idle', messageCount: 1 } });
       expect(await contents('gw_idle')).toEqual(['idle']);
+      // the new session's first write dropped every record the deleted one left behind
+      const records = new Database(join(t!.dataDir, 'sessions', 'sessions.db'), { readonly: true });
+      try {
+        expect(
+          records
+            .prepare(
+              'SELECT client_message_id, seqs FROM sessiongraph_idempotency ORDER BY client_message_id',
+            )
+            .all(),
+        ).toEqual([
+          { client_message_id: 'c-1', seqs: JSON.stringify([retry.appendedMessages[0].seq]) },
+          { client_message_id: 'c-2', seqs: expect.any(String) },
+        ]);
+      } finally {
+        records.close();
+      }
       // the session that is still there still answers from its record
       expect(await append('gw_busy', ['busy'], 'c-2')).toMatchObject({ replayed: true });
       expect(await contents('gw_busy')).toEqual(['busy']);

@@ -239,6 +239,18 @@ export function runContractSuite(harness: BackendHarness): void {
         await expectStoredAnew('s', ['keep', 'x', 'agent'], [user('y')], 'c2');
       });
 
+      it('stores racing retries after a delete once, and answers the others from the new record', async () => {
+        other = await harness.otherWriter(dir);
+        await store.append('s', [user('x')], { clientMessageId: 'c' });
+        await other.deleteSession('s');
+        const retries = await Promise.all(
+          Array.from({ length: 4 }, () => store.append('s', [user('x')], { clientMessageId: 'c' })),
+        );
+        expect(retries.filter((r) => !r.replayed)).toHaveLength(1);
+        expect(new Set(retries.map((r) => r.messages[0]!.seq)).size).toBe(1);
+        expect((await store.messages('s')).items.map((m) => m.content)).toEqual(['x']);
+      });
+
       it('still answers from a record whose messages are all there', async () => {
         other = await harness.otherWriter(dir);
         const first = await store.append('s', [user('x')], { clientMessageId: 'c' });
