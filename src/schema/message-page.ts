@@ -24,7 +24,7 @@ import {
   type StoredMessage,
   type StoreLimits,
 } from '../backends/backend.js';
-import { InvalidInputError } from '../errors.js';
+import { InvalidInputError, TooLargeError } from '../errors.js';
 import { decodeMessageCursor, type MessageCursor, messageDigest } from '../events/message-cursor.js';
 
 export interface MessagePageRequest {
@@ -92,17 +92,25 @@ export async function readMessagePage(
       }),
     );
   if (named(trailing, forward ? 'before' : 'after')) check(trailing, forward ? 'before' : 'after');
-  if (leading && !foldable && named(leading, lead)) check(leading, lead);
-  if (!foldable) {
+  const unfolded = async () => {
+    if (named(leading, lead)) check(leading, lead);
     await Promise.all(checks);
     return backend.messages(key, args);
-  }
+  };
+  if (!foldable) return unfolded();
 
   const anchor = leading!;
   const widened: MessagePageArgs = forward
     ? { ...args, first: size + 1, afterSeq: anchor.seq - 1 }
     : { ...args, last: size + 1, beforeSeq: anchor.seq + 1 };
-  const [page] = await Promise.all([backend.messages(key, widened), ...checks]);
+  let page: Page<StoredMessage>;
+  try {
+    [page] = await Promise.all([backend.messages(key, widened), ...checks]);
+  } catch (error) {
+    // a backend whose page cap is below the server's: the bound gets a read of its own
+    if (!(error instanceof TooLargeError)) throw error;
+    return unfolded();
+  }
   const edge = forward ? page.items[0] : page.items.at(-1);
   if (!holds(edge, anchor)) throw foreign(lead);
   // The anchor exists, so a message stands at or beyond the leading bound: the page's far side.
