@@ -256,3 +256,28 @@ describe.each(['sqlite', 'jsonl', 'postgres'] as const)('message cursors through
     expect(bad.results[0]!.errors![0]!.extensions).toMatchObject({ code: 'INVALID', field: 'after' });
   });
 });
+
+describe('a bounded page at the cap of a backend whose cap is below the server', () => {
+  it('checks the bound by a read of its own instead of failing the page', async () => {
+    const t = await startTestServer('sqlite', { limits: { maxPageSize: 3 } });
+    try {
+      for (let i = 1; i <= 5; i++)
+        await t.backend.append('telegram_cap', [{ role: 'user', content: `m${i}` }]);
+      const list = `query ($first: Int, $last: Int, $after: String, $before: String) { session(key: "telegram_cap") {
+        messages(first: $first, last: $last, after: $after, before: $before) { edges { cursor node { content } } } } }`;
+      const all: Json = await t.gql(list, { first: 3 });
+      const [first] = all.data.session.messages.edges;
+      const after: Json = await t.gql(list, { first: 3, after: first.cursor });
+      expect(after.errors).toBeUndefined();
+      expect(after.data.session.messages.edges.map((e: Json) => e.node.content)).toEqual(['m2', 'm3', 'm4']);
+      const tail: Json = await t.gql(list, { last: 3 });
+      const before: Json = await t.gql(list, { last: 3, before: tail.data.session.messages.edges[2].cursor });
+      expect(before.data.session.messages.edges.map((e: Json) => e.node.content)).toEqual(['m2', 'm3', 'm4']);
+      const forged = `${first.cursor.slice(0, -4)}AAAA`;
+      const refused: Json = await t.gql(list, { first: 3, after: forged });
+      expect(refused.errors?.[0]?.extensions).toMatchObject({ code: 'INVALID', field: 'after' });
+    } finally {
+      await t.close();
+    }
+  });
+});
