@@ -2,10 +2,11 @@
  * HTTP benchmark: `npx tsx bench/http.bench.ts [--quick]`.
  *
  * The real `sessiongraph serve` (SQLite, a fresh temp workspace) runs in a child process, so the
- * server and autocannon each get one of the two cores. Three loads, each after a warm-up:
+ * server and autocannon each get one of the two cores. Four loads, each after a warm-up:
  * - `{ __typename }`: the fixed cost of a GraphQL request over HTTP (the baseline);
  * - `appendMessage`: one message per request, spread over 1,000 sessions, variables per request;
- * - `session { messages(last: 50) }` of a 200-message session.
+ * - `session { messages(last: 50) }` of a 200-message session, and the same page before a cursor
+ *   (the cursor checked against the session in the same read).
  * One printed line per figure: req/s, p50 and p99 latency, each load's ratio to the baseline, and
  * the server's CPU time per request (user + system, from /proc), which other processes on the
  * machine disturb far less than throughput.
@@ -49,6 +50,12 @@ const APPEND = `mutation Append($input: AppendMessageInput!) { appendMessage(inp
 const LAST_50 = `query Last50($key: String!) { session(key: $key) { messageCount
   messages(last: 50) { edges { node { seq role content } } pageInfo { hasPreviousPage } } } }`;
 
+const BEFORE_50 = `query Before50($key: String!, $before: String!) { session(key: $key) { messageCount
+  messages(last: 50, before: $before) { edges { node { seq role content } } pageInfo { hasPreviousPage } } } }`;
+
+/** The cursor of bench_history's 151st message, set once the history is seeded. */
+let before150 = '';
+
 const SEED = `mutation Seed($input: AppendMessagesInput!) { appendMessages(input: $input) {
   ... on AppendMessagesPayload { session { messageCount } } } }`;
 
@@ -66,6 +73,11 @@ const loads: Load[] = [
     }),
   },
   { name: 'session { messages(last: 50) }', query: LAST_50, variables: () => ({ key: 'bench_history' }) },
+  {
+    name: 'session { messages(last: 50, before: cursor) }',
+    query: BEFORE_50,
+    variables: () => ({ key: 'bench_history', before: before150 }),
+  },
 ];
 
 async function post(url: string, query: string, variables?: Record<string, unknown>): Promise<unknown> {
@@ -125,6 +137,13 @@ async function main(): Promise<void> {
         })),
       },
     });
+    const cursors = (await post(
+      url,
+      '{ session(key: "bench_history") { messages(first: 151) { edges { cursor } } } }',
+    )) as {
+      data: { session: { messages: { edges: Array<{ cursor: string }> } } };
+    };
+    before150 = cursors.data.session.messages.edges[150]!.cursor;
     for (const load of loads) await run(url, child.pid!, load, WARMUP_S);
     const rounds = new Map<string, Figures[]>(loads.map((l) => [l.name, []]));
     for (let i = 0; i < ROUNDS; i++) {

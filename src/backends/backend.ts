@@ -148,7 +148,9 @@ export interface AppendOptions {
   /**
    * Idempotency key, scoped to the session. A retry with the same id and the same messages
    * returns the first result (`replayed: true`) and stores nothing; the same id with other
-   * messages is a ConflictError.
+   * messages is a ConflictError. A record counts only while the messages it stored are still in
+   * the session at their seqs, unchanged: after a delete (ours, zeroclaw's, another instance's)
+   * or a removal, the id is new again and the retry is stored in the session as it is then.
    */
   clientMessageId?: string;
   /**

@@ -2,9 +2,10 @@
  * Message cursors: a position in a session, as `messages` edges and live events hand it out and as
  * `messages(after:)` and `sessionEvents(after:)` take it back.
  *
- * A cursor carries the seq and a digest of the message at that seq (role + content). Paging uses
- * the seq; the live feed compares the digest to detect that the message at that seq was removed
- * or rewritten (a JSONL seq is a position and is reused after removeLast). Two positions have no
+ * A cursor carries the seq and a digest of the message at that seq (role + content). Both paging
+ * (src/schema/message-page.ts, which refuses a mismatch) and the live feed (which resets) compare
+ * the digest to detect a cursor of another session, or one whose message was removed or rewritten
+ * (a JSONL seq is a position and is reused after removeLast). Two positions have no
  * message to digest: the start of a session (seq 0: "I hold nothing") and a seq whose message the
  * feed could not know (digest null); resuming from the latter always starts with a SessionReset.
  */

@@ -29,7 +29,7 @@ const CLIENT_MESSAGE_ID_DESCRIPTION =
   'Idempotency key, unique within the session (up to 256 bytes): a retry with the same id and the same ' +
   'messages returns the first result with `replayed: true` and stores nothing; the same id with other ' +
   'messages is a ConflictError, and so is a retry whose messages were removed since (removeLastMessage): ' +
-  'nothing is stored again.';
+  'nothing is stored again. A deleted session takes its ids with it: a retry after the delete is stored anew.';
 
 const NewMessageInput = builder.inputType('NewMessageInput', {
   description: 'A message to store: exactly what zeroclaw stores, a role and content.',

@@ -1,7 +1,8 @@
 import type { Page, StoredMessage } from '../backends/backend.js';
-import { decodeMessageCursor, encodeMessageCursor } from '../events/message-cursor.js';
+import { encodeMessageCursor } from '../events/message-cursor.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
+import { readMessagePage } from './message-page.js';
 import { DateTime } from './scalars.js';
 import { Session } from './session.js';
 
@@ -98,14 +99,16 @@ builder.objectFields(Session, (t) => ({
       type: Message,
       description:
         'The messages, oldest first, paged by seq: `first`/`after` forward, `last`/`before` backward (items ' +
-        'stay oldest first). Without `first` and `last`: the first 50. The cost is the page, not the session.',
+        'stay oldest first). Without `first` and `last`: the first 50. The cost is the page, not the session. ' +
+        "A cursor counts only while this session still holds its message, unchanged: another session's cursor, " +
+        'or one whose message was removed or rewritten since, is INVALID (page again from the start or the end).',
       resolve: async (session, args, ctx) =>
         messageConnection(
-          await ctx.backend.messages(session.key, {
-            ...(args.first != null && { first: args.first }),
-            ...(args.last != null && { last: args.last }),
-            ...(args.after != null && { afterSeq: decodeMessageCursor(args.after, 'after').seq }),
-            ...(args.before != null && { beforeSeq: decodeMessageCursor(args.before, 'before').seq }),
+          await readMessagePage(ctx.backend, ctx.limits, session.key, {
+            first: args.first ?? undefined,
+            last: args.last ?? undefined,
+            after: args.after ?? undefined,
+            before: args.before ?? undefined,
           }),
         ),
     },

@@ -2,7 +2,7 @@ import type { Page, SessionInfo, SessionOrder } from '../backends/backend.js';
 import { channelOf } from '../backends/keys.js';
 import { builder } from './builder.js';
 import type { Context } from './context.js';
-import { decodeSessionCursor, encodeSessionCursor } from './cursors.js';
+import { decodeSessionCursor, encodeSessionCursor, sessionListScope } from './cursors.js';
 import { DateTime } from './scalars.js';
 
 export const Session = builder.loadableNode('Session', {
@@ -86,8 +86,9 @@ export const SessionFilter = builder.inputType('SessionFilter', {
   }),
 });
 
-export function sessionConnection(page: Page<SessionInfo>) {
-  const edges = page.items.map((node) => ({ node, cursor: encodeSessionCursor(node) }));
+/** @param scope the list's order and filter (sessionListScope), which its cursors carry */
+export function sessionConnection(page: Page<SessionInfo>, scope: string) {
+  const edges = page.items.map((node) => ({ node, cursor: encodeSessionCursor(node, scope) }));
   return {
     edges,
     pageInfo: {
@@ -116,20 +117,26 @@ builder.queryFields((t) => ({
         orderBy: t.arg({
           type: SessionOrderEnum,
           defaultValue: 'LAST_ACTIVITY_DESC',
-          description: 'The list order; cursors stay valid only under the same order and filter.',
+          description:
+            'The list order. Cursors are bound to the order and filter that issued them: under another, INVALID.',
         }),
       },
-      resolve: async (_root, args, ctx) =>
-        sessionConnection(
+      resolve: async (_root, args, ctx) => {
+        const filter = stripNullish(args.filter ?? {});
+        const order = args.orderBy ?? 'LAST_ACTIVITY_DESC';
+        const scope = sessionListScope(order, filter);
+        return sessionConnection(
           await ctx.backend.sessions({
-            filter: stripNullish(args.filter ?? {}),
-            order: args.orderBy ?? 'LAST_ACTIVITY_DESC',
+            filter,
+            order,
             ...(args.first != null && { first: args.first }),
             ...(args.last != null && { last: args.last }),
-            ...(args.after != null && { after: decodeSessionCursor(args.after, 'after') }),
-            ...(args.before != null && { before: decodeSessionCursor(args.before, 'before') }),
+            ...(args.after != null && { after: decodeSessionCursor(args.after, 'after', scope) }),
+            ...(args.before != null && { before: decodeSessionCursor(args.before, 'before', scope) }),
           }),
-        ),
+          scope,
+        );
+      },
     },
     { name: 'SessionConnection', description: 'A page of sessions.' },
     { name: 'SessionEdge', description: 'A session in a page, with its cursor.' },

@@ -206,6 +206,24 @@ describe.each(['sqlite', 'jsonl'] as const)('search over HTTP: %s', (kind) => {
     ]);
   });
 
+  it('refuses a cursor of another search: another query, filter or order', async () => {
+    const first = await search({ query: 'needle', first: 2 });
+    const cursor = first.pageInfo.endCursor;
+    expect((await search({ query: 'needle', first: 2, after: cursor })).edges).toHaveLength(2);
+    for (const other of [
+      { query: 'number', first: 2, after: cursor },
+      { query: 'needle', first: 2, after: cursor, orderBy: 'NEWEST' },
+      { query: 'needle', first: 2, after: cursor, filter: { sessionKey: 'needles_0' } },
+      { query: 'needle', first: 2, after: cursor, filter: { keyPrefix: 'needles_' } },
+      { query: 'needle', first: 2, after: cursor, filter: { role: 'user' } },
+    ]) {
+      expect((await search(other)).errors?.[0]?.extensions, JSON.stringify(other)).toMatchObject({
+        code: 'INVALID',
+        field: 'after',
+      });
+    }
+  });
+
   it('answers bad input with typed GraphQL errors', async () => {
     expect((await search({ query: 'needle', after: 'not-a-cursor' })).errors?.[0]?.extensions).toMatchObject({
       code: 'INVALID',

@@ -21,6 +21,16 @@ runContractSuite({
     created.add(schema);
     return openPostgresBackend({ databaseUrl: TEST_DATABASE_URL, schema, limits, poolSize: 4 });
   },
+  /** A second instance on the same schema, as another server process would be. */
+  async otherWriter(dataDir) {
+    const other = await openPostgresBackend({ databaseUrl: TEST_DATABASE_URL, schema: schemaOf(dataDir) });
+    return {
+      append: async (key, message) => void (await other.append(key, [message])),
+      removeLast: async (key) => void (await other.removeLast(key)),
+      deleteSession: (key) => other.deleteSession(key),
+      close: () => other.close(),
+    };
+  },
   async backdate(dataDir, key, hours) {
     await withAdminClient((client) =>
       client.query(

@@ -4,9 +4,22 @@ import Database from 'better-sqlite3';
 import { sanitizeKey } from '../../src/backends/keys.js';
 import { openBackend } from '../../src/backends/open-backend.js';
 import { toTimestamp } from '../../src/backends/timestamps.js';
-import { type BackendHarness, runContractSuite } from './contract.js';
+import { spawnZeroclawWriter } from '../helpers/zeroclaw-writer.js';
+import { type BackendHarness, type OtherWriter, runContractSuite } from './contract.js';
 
 const HOUR_MS = 3_600_000;
+
+/** zeroclaw in another process: its own SQL on its own connection, or its own file operations. */
+async function zeroclawProcess(kind: 'sqlite' | 'jsonl', dataDir: string): Promise<OtherWriter> {
+  const writer = await spawnZeroclawWriter(kind, dataDir);
+  return {
+    append: async (key, m) =>
+      void (await writer.run({ op: 'append', key, role: m.role, content: m.content })),
+    removeLast: async (key) => void (await writer.run({ op: 'removeLast', key })),
+    deleteSession: async (key) => void (await writer.run({ op: 'delete', key })),
+    close: () => writer.close(),
+  };
+}
 
 const sqlite: BackendHarness = {
   name: 'sqlite',
@@ -22,6 +35,7 @@ const sqlite: BackendHarness = {
       db.close();
     }
   },
+  otherWriter: (dataDir) => zeroclawProcess('sqlite', dataDir),
 };
 
 const jsonl: BackendHarness = {
@@ -31,6 +45,7 @@ const jsonl: BackendHarness = {
     const when = new Date(Date.now() - hours * HOUR_MS);
     utimesSync(join(dataDir, 'sessions', `${sanitizeKey(key)}.jsonl`), when, when);
   },
+  otherWriter: (dataDir) => zeroclawProcess('jsonl', dataDir),
 };
 
 for (const harness of [sqlite, jsonl]) runContractSuite(harness);

@@ -23,6 +23,19 @@ export interface BackendHarness {
   open(dataDir: string, limits?: Partial<StoreLimits>): Promise<SessionBackend>;
   /** Moves a session's last activity `hours` into the past, directly in storage. */
   backdate(dataDir: string, key: string, hours: number): Promise<void>;
+  /**
+   * Another writer of the same store, outside this backend instance: zeroclaw's own statements or
+   * file operations from another process (SQLite, JSONL), or a second instance (PostgreSQL).
+   */
+  otherWriter(dataDir: string): Promise<OtherWriter>;
+}
+
+/** What another writer does to a session (keys are plain: their JSONL stem is the key). */
+export interface OtherWriter {
+  append(key: string, message: NewMessage): Promise<void>;
+  removeLast(key: string): Promise<void>;
+  deleteSession(key: string): Promise<void>;
+  close(): Promise<void>;
 }
 
 const user = (content: string): NewMessage => ({ role: 'user', content });
@@ -202,6 +215,105 @@ export function runContractSuite(harness: BackendHarness): void {
         expect(retry.replayed).toBe(true);
         expect(retry.messages.map((m) => m.seq)).toEqual(first.messages.map((m) => m.seq));
         expect(await contents()).toEqual(['a']);
+      });
+    });
+
+    /**
+     * A record answers a retry only while the messages it names are still stored as it stored them.
+     * Another writer's delete (zeroclaw's delete_session or `/new`, another instance) takes the ids
+     * with the session: the retry is a new request, stored in the session as it is now. A removal
+     * from a session that still exists does not: the retry is refused, never stored twice.
+     */
+    describe('idempotency records against what is stored now', () => {
+      let other: OtherWriter | null = null;
+      afterEach(async () => {
+        await other?.close();
+        other = null;
+      });
+
+      async function expectStoredAnew(key: string, before: string[], batch: NewMessage[], id: string) {
+        const retry = await store.append(key, batch, { clientMessageId: id });
+        expect(retry.replayed).toBe(false);
+        const page = await store.messages(key, { first: 100 });
+        expect(page.items.map((m) => m.content)).toEqual([...before, ...batch.map((m) => m.content)]);
+        expect(retry.messages.map((m) => m.seq)).toEqual(page.items.slice(before.length).map((m) => m.seq));
+        expect(retry.session).toMatchObject({ key, messageCount: before.length + batch.length });
+        // and from now on the new record answers: stored once more, never twice
+        const again = await store.append(key, batch, { clientMessageId: id });
+        expect(again).toMatchObject({ replayed: true, messages: retry.messages });
+        expect((await store.session(key))?.messageCount).toBe(before.length + batch.length);
+      }
+
+      it('stores a retry anew after another writer deleted the session', async () => {
+        other = await harness.otherWriter(dir);
+        await store.append('s', [user('a'), user('b')], { clientMessageId: 'c' });
+        await other.deleteSession('s');
+        await expectStoredAnew('s', [], [user('a'), user('b')], 'c');
+      });
+
+      // JSONL has nothing but the file name to tell a recreated session from the old one: zeroclaw
+      // deleting the file and writing it again before the retry counts as a removal (README).
+      const recreatedIsNew = harness.name !== 'jsonl';
+
+      it('stores a retry anew after another writer deleted the session and wrote it again', async () => {
+        other = await harness.otherWriter(dir);
+        await store.append('s', [user('first'), user('x')], { clientMessageId: 'c' });
+        await other.deleteSession('s');
+        await other.append('s', user('agent'));
+        await other.append('s', user('agent 2'));
+        if (recreatedIsNew) return expectStoredAnew('s', ['agent', 'agent 2'], [user('x')], 'c');
+        await expectError(store.append('s', [user('x')], { clientMessageId: 'c' }), ConflictError);
+        expect((await store.messages('s')).items.map((m) => m.content)).toEqual(['agent', 'agent 2']);
+      });
+
+      it('treats the same id with other messages as new once its session was deleted', async () => {
+        other = await harness.otherWriter(dir);
+        await store.append('s', [user('x')], { clientMessageId: 'c' });
+        await other.deleteSession('s');
+        if (!recreatedIsNew) return expectStoredAnew('s', [], [user('other')], 'c');
+        await other.append('s', user('agent'));
+        await expectStoredAnew('s', ['agent'], [user('other')], 'c');
+      });
+
+      it('refuses a retry after its message was removed, here or by another writer', async () => {
+        other = await harness.otherWriter(dir);
+        await store.append('s', [user('keep')]);
+        await store.append('s', [user('x')], { clientMessageId: 'c1' });
+        await store.removeLast('s');
+        const refused = await expectError(
+          store.append('s', [user('x')], { clientMessageId: 'c1' }),
+          ConflictError,
+        );
+        expect(refused.message).toMatch(/removed since/);
+        await store.append('s', [user('y')], { clientMessageId: 'c2' });
+        await other.removeLast('s');
+        await other.append('s', user('agent'));
+        await expectError(store.append('s', [user('y')], { clientMessageId: 'c2' }), ConflictError);
+        expect((await store.messages('s')).items.map((m) => m.content)).toEqual(['keep', 'agent']);
+      });
+
+      it('stores racing retries after a delete once, and answers the others from the new record', async () => {
+        other = await harness.otherWriter(dir);
+        await store.append('s', [user('x')], { clientMessageId: 'c' });
+        await other.deleteSession('s');
+        const retries = await Promise.all(
+          Array.from({ length: 4 }, () => store.append('s', [user('x')], { clientMessageId: 'c' })),
+        );
+        expect(retries.filter((r) => !r.replayed)).toHaveLength(1);
+        expect(new Set(retries.map((r) => r.messages[0]!.seq)).size).toBe(1);
+        expect((await store.messages('s')).items.map((m) => m.content)).toEqual(['x']);
+      });
+
+      it('still answers from a record whose messages are all there', async () => {
+        other = await harness.otherWriter(dir);
+        const first = await store.append('s', [user('x')], { clientMessageId: 'c' });
+        await other.append('s', user('agent'));
+        await other.append('other', user('elsewhere'));
+        await other.deleteSession('other');
+        const retry = await store.append('s', [user('x')], { clientMessageId: 'c' });
+        expect(retry).toMatchObject({ replayed: true, messages: first.messages });
+        await expectError(store.append('s', [user('changed')], { clientMessageId: 'c' }), ConflictError);
+        expect((await store.messages('s')).items.map((m) => m.content)).toEqual(['x', 'agent']);
       });
     });
 

@@ -12,6 +12,7 @@ import { type BackendKind, openBackend } from '../../src/backends/open-backend.j
 import type { Config } from '../../src/config.js';
 import { createLogger, type Logger } from '../../src/logger.js';
 import { type RunningServer, type ServerDeps, startServer } from '../../src/server.js';
+import { dropSchemas, TEST_DATABASE_URL, uniqueSchema } from './postgres-database.js';
 
 /**
  * A decoded JSON value. Responses are checked by assertions, not by types, so tests index into
@@ -53,6 +54,11 @@ export interface TestServerOptions {
   port?: number;
   /** Any other server settings (request limits, production mode). @default testConfig's */
   config?: Partial<Config>;
+  /**
+   * postgres only: serve this schema of the test database, kept on close. @default a unique
+   * schema, dropped on close
+   */
+  databaseSchema?: string;
 }
 
 export function testConfig(kind: BackendKind, dataDir: string, overrides: Partial<Config> = {}): Config {
@@ -102,7 +108,14 @@ export async function startTestServer(
   options: TestServerOptions = {},
 ): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), `sg-api-${kind}-`));
-  const real = await openBackend({ kind, dataDir, ...(options.limits && { limits: options.limits }) });
+  const ownSchema = kind === 'postgres' && !options.databaseSchema ? uniqueSchema('sg_api') : null;
+  const databaseSchema = options.databaseSchema ?? ownSchema ?? undefined;
+  const real = await openBackend({
+    kind,
+    dataDir,
+    ...(options.limits && { limits: options.limits }),
+    ...(kind === 'postgres' && { databaseUrl: TEST_DATABASE_URL, databaseSchema }),
+  });
   const backend = options.wrap ? options.wrap(real) : real;
   const config = testConfig(kind, dataDir, {
     ...(options.limits?.maxContentBytes && { maxContentBytes: options.limits.maxContentBytes }),
@@ -130,6 +143,7 @@ export async function startTestServer(
       await server.close();
       await real.close();
       if (!options.dataDir) rmSync(dataDir, { recursive: true, force: true });
+      if (ownSchema) await dropSchemas([ownSchema]);
     },
   };
 }

@@ -49,7 +49,9 @@
  * it, void if not) before anything can move lines, so a resend after a SIGKILL at any step is
  * stored exactly once. Not told apart: zeroclaw appending the very same bytes between our crash
  * and the settling. A replay whose messages are no longer at their seqs (removed since) is a
- * ConflictError, never an answer naming another message.
+ * ConflictError, never an answer naming another message. A session deleted (by us, a TTL cleanup
+ * or zeroclaw) takes its ids with it: a retry after that is new. zeroclaw deleting and recreating
+ * the file before the retry is not told apart from a removal (the file name is all there is).
  *
  * COSTS. Reads are O(page) once a file's index is built (one full read of the file, on first
  * touch). `sessions()` stats every `*.jsonl` (O(number of files)) and builds the indexes of the

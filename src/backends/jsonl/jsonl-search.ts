@@ -10,7 +10,8 @@
  * positive term, term frequency saturated and normalised by message length (the average length
  * is taken over the messages that could contain a term, the only ones tokenised). Hits are
  * ordered RELEVANCE (score desc, then newest) or NEWEST (session last activity desc, then seq
- * desc); cursors carry the sort key of a hit.
+ * desc); cursors carry the sort key of a hit and a digest of the query, filter and order that
+ * produced it, so a cursor of another search is refused, as on the indexed backends.
  */
 
 import { InvalidInputError } from '../../errors.js';
@@ -24,6 +25,7 @@ import type {
   StoreLimits,
 } from '../backend.js';
 import { DEFAULT_PAGE_SIZE } from '../backend.js';
+import { searchScope } from '../search-cursor.js';
 import {
   isEmptyQuery,
   matchTokens,
@@ -66,7 +68,16 @@ export async function searchSessions(
   const { size } = resolvePage({ first: args.first }, limits, DEFAULT_PAGE_SIZE);
   const query = parseSearchQuery(args.query, limits);
   requireAnswerable(query);
-  const after = args.after === undefined ? undefined : decodeSearchCursor(args.after, order);
+  // A cursor is bound to the search that issued it, as on the indexed backends (search-cursor.ts):
+  // another query's scores and hits are no position in this one.
+  const scope = searchScope([
+    query,
+    filter.sessionKey ?? null,
+    filter.keyPrefix ?? null,
+    filter.role ?? null,
+    order,
+  ]);
+  const after = args.after === undefined ? undefined : decodeSearchCursor(args.after, scope);
   if (isEmptyQuery(query)) return { hits: [], hasNextPage: false };
 
   const hits = await scanForHits(await sourcesFor(registry, filter), query, filter.role);
@@ -78,7 +89,7 @@ export async function searchSessions(
     const found = (await target?.file.read(() => ({ from: hit.seq - 1, to: hit.seq })))?.messages[0];
     if (!found) continue;
     const message: StoredMessage = { sessionKey: hit.key, seq: hit.seq, ...found, createdAt: null };
-    out.push(toSearchHit(hit, message, query, order));
+    out.push(toSearchHit(hit, message, query, scope));
   }
   return { hits: out, hasNextPage };
 }
@@ -216,15 +227,11 @@ function comparatorFor(order: SearchOrder): (a: ScoredHit, b: ScoredHit) => numb
   return order === 'NEWEST' ? compareNewest : (a, b) => b.score - a.score || compareNewest(a, b);
 }
 
-const ORDER_TAG: Record<SearchOrder, string> = { RELEVANCE: 'R', NEWEST: 'N' };
-
-function encodeSearchCursor(order: SearchOrder, hit: ScoredHit): string {
-  return Buffer.from(JSON.stringify([ORDER_TAG[order], hit.score, hit.mtimeMs, hit.key, hit.seq])).toString(
-    'base64url',
-  );
+function encodeSearchCursor(scope: string, hit: ScoredHit): string {
+  return Buffer.from(JSON.stringify([scope, hit.score, hit.mtimeMs, hit.key, hit.seq])).toString('base64url');
 }
 
-function decodeSearchCursor(text: string, order: SearchOrder): ScoredHit {
+function decodeSearchCursor(text: string, scope: string): ScoredHit {
   let value: unknown;
   try {
     value = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
@@ -234,7 +241,7 @@ function decodeSearchCursor(text: string, order: SearchOrder): ScoredHit {
   if (
     Array.isArray(value) &&
     value.length === 5 &&
-    value[0] === ORDER_TAG[order] &&
+    value[0] === scope &&
     typeof value[1] === 'number' &&
     Number.isFinite(value[2]) &&
     typeof value[3] === 'string' &&
@@ -242,7 +249,7 @@ function decodeSearchCursor(text: string, order: SearchOrder): ScoredHit {
   ) {
     return { score: value[1], mtimeMs: value[2], key: value[3], seq: value[4] };
   }
-  throw new InvalidInputError('after is not a cursor of this search order', 'after');
+  throw new InvalidInputError('after is not a cursor of this search', 'after');
 }
 
 /** The hits after `after` in `order`, at most `size` of them. */
@@ -259,18 +266,13 @@ function pageHits(
 }
 
 /** The public hit for a scored one, its snippet built from the message's own matches. */
-function toSearchHit(
-  hit: ScoredHit,
-  message: StoredMessage,
-  query: ParsedQuery,
-  order: SearchOrder,
-): SearchHit {
+function toSearchHit(hit: ScoredHit, message: StoredMessage, query: ParsedQuery, scope: string): SearchHit {
   const tokens = tokenize(message.content);
   const ranges = matchTokens(query, tokens)?.ranges ?? [];
   return {
     message,
     score: hit.score,
     snippet: buildSnippet(message.content, tokens, ranges),
-    cursor: encodeSearchCursor(order, hit),
+    cursor: encodeSearchCursor(scope, hit),
   };
 }

@@ -131,7 +131,11 @@ async function store(q: Queryable, ctx: PgContext, request: AppendRequest): Prom
       })
     ).rows[0]!;
     // A retried request is answered from its record before the guard: its first attempt moved the last seq.
-    if (check.request_hash !== null) throw new Replay(check);
+    if (check.request_hash !== null) {
+      // Our deletes (every instance's) drop a session's records, so this one names messages of
+      // this very session: replay() answers it, or refuses it if they were removed since.
+      throw new Replay(check);
+    }
     if (request.expectedLastSeq !== undefined && check.last_seq !== request.expectedLastSeq) {
       throw new ConflictError(
         `session ${JSON.stringify(key)} ends at seq ${check.last_seq}, not ${request.expectedLastSeq}`,

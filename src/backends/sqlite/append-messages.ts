@@ -10,7 +10,7 @@ import {
   summarizeRows,
   toSessionInfo,
 } from './session-reads.js';
-import type { SqliteContext } from './sqlite-context.js';
+import { BY_KEY, type SqliteContext } from './sqlite-context.js';
 
 /** An append that passed validation, copied so the caller can no longer change it. */
 export interface AppendRequest {
@@ -32,6 +32,8 @@ interface IdempotencyRow {
   seqs: string;
   created_at: string;
 }
+
+const DELETE_RECORDS = 'DELETE FROM sessiongraph_idempotency WHERE session_key = ?';
 
 const INSERT_MESSAGE = 'INSERT INTO sessions (session_key, role, content, created_at) VALUES (?, ?, ?, ?)';
 
@@ -55,7 +57,11 @@ export function appendMessages(ctx: SqliteContext, request: AppendRequest): Appe
       .sql(`SELECT request_hash, seqs, created_at FROM sessiongraph_idempotency
         WHERE session_key = ? AND client_message_id = ?`)
       .get(key, clientMessageId) as IdempotencyRow | undefined;
-    if (record) return replay(ctx, request, record);
+    if (record && recordHolds(ctx, key, record)) return replay(ctx, request, record);
+    // Its messages are gone. Removed from this very session: the retry is refused, never stored
+    // twice. Deleted with their session (by anyone): the id went with it, and this request is new.
+    if (record && sameSession(ctx, key, record)) throw refusedRetry(request, record);
+    if (record) ctx.sql(`${DELETE_RECORDS} AND client_message_id = ?`).run(key, clientMessageId);
   }
   if (request.expectedLastSeq !== undefined) {
     const actual = readLastSeq(ctx, key);
@@ -72,6 +78,8 @@ export function appendMessages(ctx: SqliteContext, request: AppendRequest): Appe
   const known = ctx.sql('SELECT 1 FROM session_metadata WHERE session_key = ?').pluck().get(key) === 1;
   // Rows without metadata (a zeroclaw crash mid-append) are counted in, so the count stays exact.
   const orphans = known ? null : summarizeRows(ctx, key);
+  // A new session: records left by one of the same key that another writer deleted go with it.
+  if (orphans?.count === 0) ctx.sql(DELETE_RECORDS).run(key);
   const insert = ctx.sql(INSERT_MESSAGE);
   const stored: StoredMessage[] = messages.map((m) => {
     const createdAt = m.createdAt ?? now;
@@ -100,12 +108,49 @@ export function appendMessages(ctx: SqliteContext, request: AppendRequest): Appe
   return { messages: stored, session: toSessionInfo(meta, stored.at(-1)!.seq), replayed: false };
 }
 
+/**
+ * Whether the messages a record names are still stored as it stored them: every recorded seq a
+ * row of this session, and those rows hashing to the recorded request. zeroclaw's delete_session,
+ * cleanup_stale and clear_messages delete rows without knowing our records, and a removal takes
+ * the recorded message away: a record that no longer holds answers nothing (seqs are row ids,
+ * never reused, so a deleted and recreated session cannot satisfy an old record).
+ */
+function recordHolds(ctx: SqliteContext, key: string, record: IdempotencyRow): boolean {
+  const seqs = JSON.parse(record.seqs) as number[];
+  const rows = ctx
+    .sql(`SELECT role, content FROM sessions ${BY_KEY}
+      WHERE session_key = ? AND id IN (SELECT value FROM json_each(?)) ORDER BY id`)
+    .all(key, record.seqs) as NewMessage[];
+  return rows.length === seqs.length && hashMessages(rows) === record.request_hash;
+}
+
+/**
+ * Whether the session holding a stale record is the one its append went into: its metadata is
+ * older than the record. zeroclaw's delete_session and cleanup_stale delete the metadata with the
+ * rows, so a session deleted and created again since is younger than the record.
+ */
+function sameSession(ctx: SqliteContext, key: string, record: IdempotencyRow): boolean {
+  const createdAt = ctx
+    .sql('SELECT created_at FROM session_metadata WHERE session_key = ?')
+    .pluck()
+    .get(key) as string | undefined;
+  return createdAt !== undefined && createdAt <= record.created_at;
+}
+
+/** A retry whose recorded messages were removed since: CONFLICT, and nothing stored again. */
+function refusedRetry(request: AppendRequest, record: IdempotencyRow): ConflictError {
+  if (record.request_hash !== request.requestHash) return usedForOtherMessages(request.clientMessageId!);
+  const seqs = JSON.parse(record.seqs) as number[];
+  return removedSince(request.clientMessageId!, seqs[0]!, seqs.length);
+}
+
+const usedForOtherMessages = (clientMessageId: string) =>
+  new ConflictError(
+    `clientMessageId ${JSON.stringify(clientMessageId)} was already used with other messages`,
+  );
+
 function replay(ctx: SqliteContext, request: AppendRequest, record: IdempotencyRow): AppendResult {
-  if (record.request_hash !== request.requestHash) {
-    throw new ConflictError(
-      `clientMessageId ${JSON.stringify(request.clientMessageId)} was already used with other messages`,
-    );
-  }
+  if (record.request_hash !== request.requestHash) throw usedForOtherMessages(request.clientMessageId!);
   const seqs = JSON.parse(record.seqs) as number[];
   const messages = request.messages.map((m, i) => ({
     sessionKey: request.key,
@@ -114,15 +159,6 @@ function replay(ctx: SqliteContext, request: AppendRequest, record: IdempotencyR
     content: m.content,
     createdAt: m.createdAt ?? record.created_at,
   }));
-  // The record is deleted with its session, so the session still exists here.
-  const session = readSessionInfo(ctx, request.key)!;
-  // Row ids are never reused (AUTOINCREMENT): a missing one was removed since, so the retry is
-  // refused rather than answered with a seq that is gone.
-  const kept = ctx
-    .sql(
-      'SELECT COUNT(*) AS n FROM sessions WHERE session_key = ? AND id IN (SELECT value FROM json_each(?))',
-    )
-    .get(request.key, record.seqs) as { n: number };
-  if (session && kept.n !== seqs.length) throw removedSince(request.clientMessageId!, seqs[0]!, seqs.length);
-  return { messages, session, replayed: true };
+  // recordHolds found its rows, so the session exists here.
+  return { messages, session: readSessionInfo(ctx, request.key)!, replayed: true };
 }
