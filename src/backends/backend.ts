@@ -162,6 +162,13 @@ export interface AppendResult {
   messages: StoredMessage[];
   session: SessionInfo;
   replayed: boolean;
+  /**
+   * The seq of the session's last readable message before this batch (0: none), read where the
+   * append committed (under SQLite's write lock, JSONL's file lock, PostgreSQL's session row lock),
+   * so the live feed knows exactly which message its first one follows (src/events/session-order.ts).
+   * Absent on a replay, and from a backend that cannot tell: the feed then checks the store.
+   */
+  previousSeq?: number;
 }
 
 export interface RemoveLastOptions {

@@ -226,6 +226,8 @@ class JsonlBackend implements SessionBackend {
           messages: stored(key, firstSeq, messages),
           session: this.#info(key, sidecar, state),
           replayed: false,
+          // seqs are positions among readable lines, taken under the file lock: exact
+          previousSeq: firstSeq - 1,
         };
       });
     });

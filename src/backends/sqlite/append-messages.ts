@@ -72,6 +72,8 @@ export function appendMessages(ctx: SqliteContext, request: AppendRequest): Appe
   const known = ctx.sql('SELECT 1 FROM session_metadata WHERE session_key = ?').pluck().get(key) === 1;
   // Rows without metadata (a zeroclaw crash mid-append) are counted in, so the count stays exact.
   const orphans = known ? null : summarizeRows(ctx, key);
+  // inside the write transaction, after catching up with other connections: exact
+  const previousSeq = readLastSeq(ctx, key) ?? 0;
   const insert = ctx.sql(INSERT_MESSAGE);
   const stored: StoredMessage[] = messages.map((m) => {
     const createdAt = m.createdAt ?? now;
@@ -97,7 +99,7 @@ export function appendMessages(ctx: SqliteContext, request: AppendRequest): Appe
       .run(key, clientMessageId, request.requestHash, JSON.stringify(stored.map((m) => m.seq)), now);
   }
   // AUTOINCREMENT: the row just inserted has the highest id in the table, so it is the last seq.
-  return { messages: stored, session: toSessionInfo(meta, stored.at(-1)!.seq), replayed: false };
+  return { messages: stored, session: toSessionInfo(meta, stored.at(-1)!.seq), replayed: false, previousSeq };
 }
 
 function replay(ctx: SqliteContext, request: AppendRequest, record: IdempotencyRow): AppendResult {
