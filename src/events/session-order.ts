@@ -173,8 +173,9 @@ export class SessionOrder {
         items = items.slice(1);
       }
       for (const message of items) {
+        const previousSeq = position.head.seq;
         position.pushMessage(message);
-        emit(appended(sessionKey, message, await sessionNow()));
+        emit(appended(sessionKey, message, await sessionNow(), previousSeq));
       }
       if (!page.hasNextPage || items.length === 0) return;
     }
@@ -232,7 +233,13 @@ export class SessionOrder {
   }
 }
 
-function appended(sessionKey: string, message: StoredMessage, session: SessionInfo | null): SessionEvent {
+/** `previousSeq`: the head it was read after, so that a follower of this history can tell it is next. */
+function appended(
+  sessionKey: string,
+  message: StoredMessage,
+  session: SessionInfo | null,
+  previousSeq: number,
+): SessionEvent {
   const info: SessionInfo = session ?? {
     key: sessionKey,
     name: null,
@@ -242,5 +249,5 @@ function appended(sessionKey: string, message: StoredMessage, session: SessionIn
     lastSeq: message.seq,
     unreadableCount: null,
   };
-  return { type: 'MessageAppended', sessionKey, message, session: info, previousSeq: null };
+  return { type: 'MessageAppended', sessionKey, message, session: info, previousSeq };
 }

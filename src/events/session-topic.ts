@@ -22,7 +22,12 @@ import { SessionOrder } from './session-order.js';
 export interface TopicEvent {
   /** As published. */
   readonly event: SessionEvent;
-  /** What a subscriber in step with the topic delivers (the ordering point passes on no stale event). */
+  /**
+   * What a subscriber in step with the topic delivers. null: the ordering point passed nothing on
+   * for this event (stale, or already covered by the store); `event` is then the bus's own, for
+   * subscribers still following with a position of their own (their replay may have read what
+   * this event undoes).
+   */
   readonly out: FeedEvent | null;
   /** The topic's position right after the event. */
   readonly cursor: string;
@@ -141,7 +146,15 @@ class Topic {
     };
     for await (const event of this.events) {
       if (this.ended) return;
-      await this.order.accept(event, emit);
+      let passed = false;
+      await this.order.accept(event, (out) => {
+        passed = true;
+        emit(out);
+      });
+      if (!passed && !this.ended) {
+        const positioned: TopicEvent = { event, out: null, cursor: this.position.cursor() };
+        for (const member of this.members) member.deliver(positioned);
+      }
     }
   }
 }
