@@ -22,6 +22,12 @@ export type SessionEvent =
        * checks the store instead.
        */
       previousSeq?: number | null;
+      /**
+       * With previousSeq, where the publisher knows it: the digest of that message
+       * (message-cursor.ts), so that a seq reused after a removal is not taken for the message the
+       * feed holds. Set by the ordering point on what it passes on.
+       */
+      previousDigest?: string | null;
     }
   | { type: 'MessageRemoved'; sessionKey: string; seq: number; session: SessionInfo }
   | { type: 'SessionCompacted'; sessionKey: string; dropped: number; session: SessionInfo }

@@ -10,8 +10,11 @@
  * which came later), Redis carries each instance's events separately. Waiting for a missing event
  * would not do (it may never come: the watcher reads after the fact, Redis drops), and dropping an
  * event below the head loses a message for good. So the store decides:
- * - MessageAppended says which message it follows (`previousSeq`, read where it committed). When
- *   that is exactly the last one passed on, it goes on at once: the common case, no read.
+ * - MessageAppended says which message it follows (`previousSeq`, read where it committed; SQLite
+ *   and PostgreSQL, whose seqs are never reused). When that is exactly the last one passed on, it
+ *   goes on at once: the common case, no read. What passes on says which message it followed
+ *   here, with its digest (`previousDigest`), so that a subscriber still following on its own can
+ *   apply the same rule, also where seqs are reused (JSONL).
  * - Anything else (a gap: its predecessor was not passed on yet; no `previousSeq`: the watcher's
  *   events; a removal; a seq a removal named) makes the ordering point catch up from the store: it
  *   checks that the last message it passed on is still there (seq and digest), passes on every
@@ -80,10 +83,13 @@ export class SessionOrder {
           !this.verifyAll &&
           event.previousSeq != null &&
           event.previousSeq === position.head.seq &&
+          (event.previousDigest === undefined || event.previousDigest === position.head.digest) &&
           !this.removed.has(seq);
         if (follows) {
+          const { seq: previousSeq, digest: previousDigest } = position.head;
           position.pushMessage(event.message);
-          emit(event);
+          // with the digest: a follower of this history (a subscriber's own order) can tell exactly
+          emit({ ...event, previousSeq, previousDigest });
           return;
         }
         await this.catchUp(emit, event.session);
@@ -173,9 +179,13 @@ export class SessionOrder {
         items = items.slice(1);
       }
       for (const message of items) {
-        const previousSeq = position.head.seq;
+        const { seq: previousSeq, digest: previousDigest } = position.head;
         position.pushMessage(message);
-        emit(appended(sessionKey, message, await sessionNow(), previousSeq));
+        emit({
+          ...appended(sessionKey, message, await sessionNow()),
+          previousSeq,
+          previousDigest,
+        });
       }
       if (!page.hasNextPage || items.length === 0) return;
     }
@@ -233,13 +243,11 @@ export class SessionOrder {
   }
 }
 
-/** `previousSeq`: the head it was read after, so that a follower of this history can tell it is next. */
 function appended(
   sessionKey: string,
   message: StoredMessage,
   session: SessionInfo | null,
-  previousSeq: number,
-): SessionEvent {
+): Extract<SessionEvent, { type: 'MessageAppended' }> {
   const info: SessionInfo = session ?? {
     key: sessionKey,
     name: null,
@@ -249,5 +257,5 @@ function appended(
     lastSeq: message.seq,
     unreadableCount: null,
   };
-  return { type: 'MessageAppended', sessionKey, message, session: info, previousSeq };
+  return { type: 'MessageAppended', sessionKey, message, session: info };
 }
