@@ -83,11 +83,11 @@ describe('postgres: one session, concurrent writers on one instance', () => {
 
     let resumed: ReturnType<typeof follow> | undefined;
     const writers = Array.from({ length: 8 }, async (_, w) => {
-      for (let i = 0; i < 120; i++) {
+      for (let i = 0; i < 80; i++) {
         if (random() < 0.03) await backend.removeLast(key);
         else await backend.append(key, [{ role: 'user', content: `w${w}-${i}` }]);
         // a second subscriber starts midway, resuming from the first one's cursor
-        if (w === 0 && i === 60) resumed = follow(feed.sessionEvents(key, fromStart.cursor() || null));
+        if (w === 0 && i === 40) resumed = follow(feed.sessionEvents(key, fromStart.cursor() || null));
       }
     });
     await Promise.all(writers);
