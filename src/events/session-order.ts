@@ -224,7 +224,11 @@ export class SessionOrder {
     if (keep < 0) {
       const tail = await backend.messages(sessionKey, { last: this.pageSize });
       position.seed(tail.items, !tail.hasPreviousPage);
-      emit({ type: 'SessionReset', sessionKey, session: session && { ...session, lastSeq: tail.items.at(-1)?.seq ?? null } });
+      emit({
+        type: 'SessionReset',
+        sessionKey,
+        session: session && { ...session, lastSeq: tail.items.at(-1)?.seq ?? null },
+      });
       return false;
     }
     const gone = stack.slice(keep + 1).reverse();

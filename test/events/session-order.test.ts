@@ -110,7 +110,12 @@ describe.each(['sqlite', 'jsonl'] as const)('%s: events in the orders their sour
     appended(await append('one'));
     const two = await append('two');
     const removal = await store.removeLast(key);
-    bus.publish({ type: 'MessageRemoved', sessionKey: key, seq: removal.removed!.seq, session: removal.session });
+    bus.publish({
+      type: 'MessageRemoved',
+      sessionKey: key,
+      seq: removal.removed!.seq,
+      session: removal.session,
+    });
     appended(two); // late: its message is gone
     appended(await append('three'));
     await expectHolds(sub, store, key);
@@ -146,7 +151,12 @@ describe.each(['sqlite', 'jsonl'] as const)('%s: events in the orders their sour
     const removal = await store.removeLast(key);
     const replacement = await append('two, again'); // JSONL reuses the seq
     appended(replacement);
-    bus.publish({ type: 'MessageRemoved', sessionKey: key, seq: removal.removed!.seq, session: removal.session });
+    bus.publish({
+      type: 'MessageRemoved',
+      sessionKey: key,
+      seq: removal.removed!.seq,
+      session: removal.session,
+    });
     await expectHolds(sub, store, key);
     expect(sub.copy.map(([, c]) => c)).toEqual(['one', 'two, again']);
   });
@@ -197,7 +207,10 @@ describe('postgres: one session, concurrent writers on one instance', () => {
     };
     await settle(fromStart);
     await settle(resumed!);
-    expect({ copy: fromStart.copy, violations: fromStart.violations }).toEqual({ copy: expected, violations: [] });
+    expect({ copy: fromStart.copy, violations: fromStart.violations }).toEqual({
+      copy: expected,
+      violations: [],
+    });
     expect(resumed!.violations).toEqual([]);
     // the resumed one holds what came after its cursor: the store's tail from there
     expect(expected.slice(expected.length - resumed!.copy.length)).toEqual(resumed!.copy);

@@ -23,7 +23,7 @@ import { type LiveSubscription, openWsClient, subscribeSse, type WsClient } from
 import { dropSchemas, TEST_DATABASE_URL, uniqueSchema } from '../helpers/postgres-database.js';
 import { prng } from '../helpers/prng.js';
 import { type Json, postGraphQL, testConfig } from '../helpers/server.js';
-import { spawnZeroclawWriter, type ZeroclawWriter } from '../helpers/zeroclaw-writer.js';
+import { spawnZeroclawWriter } from '../helpers/zeroclaw-writer.js';
 
 const SESSION_EVENTS = `subscription ($key: String!, $after: String, $fromStart: Boolean) {
   sessionEvents(sessionKey: $key, after: $after, fromStart: $fromStart) {
@@ -148,7 +148,11 @@ class Follower {
 
   private receive(event: Json): void {
     this.cursor = event.cursor;
-    this.log.push(event.__typename === 'MessageAppended' ? `+${event.message.seq}` : `${event.__typename}:${event.seq ?? ''}`);
+    this.log.push(
+      event.__typename === 'MessageAppended'
+        ? `+${event.message.seq}`
+        : `${event.__typename}:${event.seq ?? ''}`,
+    );
     // while a refetch is out, what comes is applied on top of it once it is back
     if (this.pending) this.pending.push(event);
     else this.apply(event);
@@ -223,7 +227,10 @@ async function expectCopiesEqualStore(followers: Follower[], store: SessionBacke
   // the last write's events are on their way: wait for them (a copy that misses one never matches)
   await Promise.all(followers.map((f) => f.until(same(f))));
   for (const f of followers) {
-    expect({ name: f.name, copy: f.copy, violations: f.violations, errors: f.errors() }, f.log.join(' ')).toEqual({
+    expect(
+      { name: f.name, copy: f.copy, violations: f.violations, errors: f.errors() },
+      f.log.join(' '),
+    ).toEqual({
       name: f.name,
       copy: expected,
       violations: [],
@@ -337,7 +344,13 @@ describe('postgres: concurrent API writers on one instance', () => {
       databaseSchema: schema,
       poolSize: 8,
     });
-    const store = await openBackend({ kind: 'postgres', dataDir, databaseUrl: TEST_DATABASE_URL, databaseSchema: schema, poolSize: 8 });
+    const store = await openBackend({
+      kind: 'postgres',
+      dataDir,
+      databaseUrl: TEST_DATABASE_URL,
+      databaseSchema: schema,
+      poolSize: 8,
+    });
     cleanups.push(() => store.close());
     const server: RunningServer = await startServer(config, {
       backend: store,
