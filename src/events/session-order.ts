@@ -34,7 +34,10 @@
  *
  * One window remains: an append whose event is still on its way when its message is removed and
  * that removal's event passed before this ordering point existed (it opens with the first
- * subscriber) can be passed on; the next event of the session steps back from it.
+ * subscriber) can be passed on; the session's next append or removal steps back from it.
+ *
+ * The Redis bus still holds an event that overtook its predecessor for a moment first
+ * (session-resequencer.ts); that only spares this a store read, correctness does not rest on it.
  */
 
 import type { SessionBackend, SessionInfo, StoredMessage } from '../backends/backend.js';
