@@ -36,8 +36,9 @@
  * that removal's event passed before this ordering point existed (it opens with the first
  * subscriber) can be passed on; the session's next append or removal steps back from it.
  *
- * The Redis bus still holds an event that overtook its predecessor for a moment first
- * (session-resequencer.ts); that only spares this a store read, correctness does not rest on it.
+ * This replaces the Redis bus's own resequencer, which held an event that overtook its
+ * predecessor for up to a second and then ended the session's subscribers: a store read is exact
+ * at once, and the same for every source.
  */
 
 import type { SessionBackend, SessionInfo, StoredMessage } from '../backends/backend.js';
