@@ -5,7 +5,9 @@
  * does (SQLite: its two autocommit statements; JSONL: one appendFileSync of a serde line), one
  * write at a time, each after a random 0-100 ms pause so that writes fall at any phase of the
  * SQLite poll. The figure is the delay from its write returning to a subscriber of the local bus
- * receiving the MessageAppended (src/events/watch.ts, default intervals), in a fresh store and in
+ * receiving the MessageAppended (src/events/watch.ts, default intervals), and to a
+ * `sessionEvents` subscriber of the feed receiving it (through the session's ordering point,
+ * src/events/session-order.ts, which checks the store for the watcher's events), in a fresh store and in
  * stores already holding many other sessions (SQLite: the metadata fingerprint aggregates every
  * row; JSONL: the fallback sweep stats a share of the files). Then the CPU an idle watcher costs
  * over 10,000 sessions, against the same process without one. Target (issue 4): p50 under 250 ms.
@@ -16,11 +18,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { SessionBackend } from '../src/backends/backend.js';
+import { DEFAULT_LIMITS, type SessionBackend } from '../src/backends/backend.js';
 import { encodeLine } from '../src/backends/jsonl/jsonl-line.js';
 import { openBackend } from '../src/backends/open-backend.js';
 import { nowTimestamp } from '../src/backends/timestamps.js';
+import { createFeed } from '../src/events/feed.js';
 import { createLocalEventBus } from '../src/events/local-event-bus.js';
+import { encodePosition, START_POSITION } from '../src/events/message-cursor.js';
 import { startWatch } from '../src/events/watch.js';
 import { epochNow, spawnZeroclawWriter } from '../test/helpers/zeroclaw-writer.js';
 
@@ -76,7 +80,14 @@ function seed(kind: Kind, dataDir: string, sessions: number): void {
   }
 }
 
-async function delays(kind: Kind, otherSessions: number): Promise<number[]> {
+interface Delays {
+  /** To a subscriber of the bus. */
+  bus: number[];
+  /** To a `sessionEvents` subscriber. */
+  feed: number[];
+}
+
+async function delays(kind: Kind, otherSessions: number): Promise<Delays> {
   const dir = mkdtempSync(join(tmpdir(), `sg-watch-bench-${kind}-`));
   let backend: SessionBackend | null = null;
   try {
@@ -89,25 +100,38 @@ async function delays(kind: Kind, otherSessions: number): Promise<number[]> {
     void (async () => {
       for await (const event of events) if (event.type === 'MessageAppended') received.push(epochNow());
     })().catch(() => {});
+    const feed = createFeed({ backend, bus, limits: DEFAULT_LIMITS });
+    const fed: number[] = [];
+    const feedEvents = feed.sessionEvents('bench', encodePosition(START_POSITION));
+    void (async () => {
+      for await (const event of feedEvents) if (event.type === 'MessageAppended') fed.push(epochNow());
+    })().catch(() => {});
     const watch = startWatch(backend, bus);
     const zeroclaw = await spawnZeroclawWriter(kind, dir);
-    const out: number[] = [];
+    const out: Delays = { bus: [], feed: [] };
     try {
       for (let i = 0; i < WRITES + 5; i++) {
         const wrote = await zeroclaw.run({ op: 'append', key: 'bench', role: 'user', content: `m${i}` });
         const deadline = Date.now() + 5_000;
-        while (received.length <= i && Date.now() < deadline) await sleep(1);
-        if (received.length <= i) throw new Error(`no event for write ${i}`);
-        if (i >= 5) out.push(received[i]! - wrote); // the first writes warm up
+        while ((received.length <= i || fed.length <= i) && Date.now() < deadline) await sleep(1);
+        if (received.length <= i || fed.length <= i) throw new Error(`no event for write ${i}`);
+        if (i >= 5) {
+          // the first writes warm up
+          out.bus.push(received[i]! - wrote);
+          out.feed.push(fed[i]! - wrote);
+        }
         await sleep(Math.random() * 100);
       }
     } finally {
       await zeroclaw.close();
       controller.abort();
+      await feed.close();
       await watch.close();
       await bus.close();
     }
-    return out.sort((a, b) => a - b);
+    out.bus.sort((a, b) => a - b);
+    out.feed.sort((a, b) => a - b);
+    return out;
   } finally {
     await backend?.close();
     rmSync(dir, { recursive: true, force: true });
@@ -138,10 +162,16 @@ async function idleCpu(kind: Kind, watching: boolean): Promise<number> {
 
 for (const kind of kinds) {
   for (const others of OTHER_SESSIONS[kind]) {
-    const sorted = await delays(kind, others);
-    const label = `${kind} external append -> subscriber${others ? ` (${others.toLocaleString('en')} other sessions)` : ''}`;
-    console.log(`${label} p50: ${ms(percentile(sorted, 0.5))}`);
-    console.log(`${label} p99: ${ms(percentile(sorted, 0.99))}`);
+    const measured = await delays(kind, others);
+    const where = others ? ` (${others.toLocaleString('en')} other sessions)` : '';
+    for (const [to, sorted] of [
+      ['subscriber', measured.bus],
+      ['sessionEvents subscriber', measured.feed],
+    ] as const) {
+      const label = `${kind} external append -> ${to}${where}`;
+      console.log(`${label} p50: ${ms(percentile(sorted, 0.5))}`);
+      console.log(`${label} p99: ${ms(percentile(sorted, 0.99))}`);
+    }
   }
   // alternated, least of two each: what earlier phases leave to the garbage collector is noise
   let base = Number.POSITIVE_INFINITY;

@@ -164,6 +164,14 @@ export interface AppendResult {
   messages: StoredMessage[];
   session: SessionInfo;
   replayed: boolean;
+  /**
+   * The seq of the session's last readable message before this batch (0: none), read where the
+   * append committed (under SQLite's write lock, JSONL's file lock, PostgreSQL's session row lock),
+   * so the live feed knows exactly which message its first one follows (src/events/session-order.ts).
+   * Only where a seq is never reused (SQLite, PostgreSQL): a JSONL seq is a position, reused after
+   * a removal. Absent on a replay, and where not given: the feed then checks the store.
+   */
+  previousSeq?: number;
 }
 
 export interface RemoveLastOptions {

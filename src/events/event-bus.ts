@@ -10,7 +10,25 @@ import { FeedOverflowError } from '../errors.js';
 import { type BoundedQueue, createBoundedQueue } from './bounded-queue.js';
 
 export type SessionEvent =
-  | { type: 'MessageAppended'; sessionKey: string; message: StoredMessage; session: SessionInfo }
+  | {
+      type: 'MessageAppended';
+      sessionKey: string;
+      message: StoredMessage;
+      session: SessionInfo;
+      /**
+       * The seq of the session's message right before this one when it committed (0: the first),
+       * which the live feed's ordering point compares with what it delivered last. null or absent:
+       * not known exactly (the watcher reads other processes' writes after the fact): the feed
+       * checks the store instead.
+       */
+      previousSeq?: number | null;
+      /**
+       * With previousSeq, where the publisher knows it: the digest of that message
+       * (message-cursor.ts), so that a seq reused after a removal is not taken for the message the
+       * feed holds. Set by the ordering point on what it passes on.
+       */
+      previousDigest?: string | null;
+    }
   | { type: 'MessageRemoved'; sessionKey: string; seq: number; session: SessionInfo }
   | { type: 'SessionCompacted'; sessionKey: string; dropped: number; session: SessionInfo }
   | { type: 'SessionRenamed'; sessionKey: string; name: string | null; session: SessionInfo }

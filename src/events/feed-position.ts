@@ -49,6 +49,16 @@ export class FeedPosition {
     this.stack = [position.seq === 0 ? START_POSITION : position];
   }
 
+  /** The positions remembered, bottom to top (the bottom is START_POSITION at the session's start). */
+  positions(): readonly MessageCursor[] {
+    return this.stack;
+  }
+
+  /** Keeps the bottom `length` positions: the messages above them were removed. */
+  truncate(length: number): void {
+    this.stack = this.stack.slice(0, Math.max(1, length));
+  }
+
   pushMessage(message: StoredMessage): void {
     this.stack.push(positionOf(message));
     if (this.stack.length > this.depth) this.stack.shift();

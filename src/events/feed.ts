@@ -91,6 +91,7 @@ export function createFeed(deps: FeedDeps): Feed {
     backend: deps.backend,
     logger: deps.logger,
     depth: options.depth,
+    pageSize: options.pageSize,
   });
   const activity = createActivityTopic(deps.bus, deps.logger);
   let closed = false;

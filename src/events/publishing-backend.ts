@@ -3,9 +3,11 @@
  * something publishes its event(s) on the bus once the backend has committed it. Resolvers keep
  * calling the SessionBackend interface and never publish themselves, so no write path can forget.
  *
- * Events of one session reach the bus in commit order because each backend settles a session's
- * writes in the order it commits them (SQLite's write queue, JSONL's per-file lock); the feed
- * still tolerates duplicates and stale events (feed-position.ts).
+ * Events of one session may reach the bus out of commit order (PostgreSQL settles appends made on
+ * different pooled connections in any order; another process's write reaches the bus later, through
+ * the watcher). Each MessageAppended therefore carries the seq of the message before it, as the
+ * backend read it where it committed, and the feed's per-session ordering point
+ * (session-order.ts) puts events back in order, reading the store where one is missing.
  */
 
 import type { AppendResult, SessionBackend, SessionInfo } from '../backends/backend.js';
@@ -86,11 +88,14 @@ export function createPublishingBackend(backend: SessionBackend, bus: EventBus):
  */
 function publishAppended(bus: EventBus, key: string, result: AppendResult): void {
   const last = result.messages.length - 1;
+  let previousSeq = result.previousSeq ?? null;
   result.messages.forEach((message, i) => {
     const session: SessionInfo =
       i === last
         ? result.session
         : { ...result.session, messageCount: result.session.messageCount - (last - i), lastSeq: message.seq };
-    bus.publish({ type: 'MessageAppended', sessionKey: key, message, session });
+    bus.publish({ type: 'MessageAppended', sessionKey: key, message, session, previousSeq });
+    // a batch is stored contiguously: nothing of another writer lands between its messages
+    previousSeq = message.seq;
   });
 }

@@ -7,7 +7,9 @@
  * subscription over all of them (the activity stream) for its whole life, and hands each event to
  * its local subscribers of that session and of activity through bounded queues, as the local bus
  * does. Events of one session published by different instances can overtake each other on the
- * way; session subscribers get them back in commit order (session-resequencer.ts). Subscribing per session instead would take a Redis round trip before a subscription is
+ * way; they are handed on as they come, and the feed's per-session ordering point
+ * (session-order.ts) puts them back in commit order, reading the store where one is missing, as
+ * it does for every other source. Subscribing per session instead would take a Redis round trip before a subscription is
  * live, and the feed reads its back-fill right after subscribe() returns: an event committed in
  * between would be lost. With the standing subscription, subscribe() is live when it returns.
  *
@@ -31,7 +33,6 @@ import {
   type SessionEvent,
   type SubscribeOptions,
 } from './event-bus.js';
-import { createSessionResequencer } from './session-resequencer.js';
 
 export interface RedisEventBusOptions {
   /** `redis://[[user]:password@]host[:port][/db]`, or `rediss://` for TLS. */
@@ -44,12 +45,6 @@ export interface RedisEventBusOptions {
   prefix?: string | undefined;
   /** `maxPending` for subscribers that set none. @default 1_000 // events */
   maxPending?: number | undefined;
-  /**
-   * How long an event that overtook an earlier one of its session waits for it before the
-   * session's subscribers are ended to resume from their cursor.
-   * @default 1_000 // milliseconds
-   */
-  reorderWindowMs?: number | undefined;
   /**
    * How long createRedisEventBus waits for Redis before it fails with UnavailableError.
    * @default 10_000 // milliseconds
@@ -116,24 +111,6 @@ export async function createRedisEventBus(options: RedisEventBusOptions): Promis
   let subscribed = false;
   let closed = false;
 
-  const resequencer = createSessionResequencer({
-    holdMs: options.reorderWindowMs,
-    release: (event) => {
-      const session = bySession.get(event.sessionKey);
-      // a queue that overflows removes itself from its set: deleting while iterating a Set is safe
-      if (session) for (const queue of session) queue.push(event);
-    },
-    onGap: (sessionKey) => {
-      const session = bySession.get(sessionKey);
-      if (!session) return;
-      logger?.info(
-        { sessionKey },
-        'redis event bus: an event overtaken on the way did not come; subscribers resume',
-      );
-      endAll(session, unavailable());
-    },
-  });
-
   const unavailable = () =>
     new UnavailableError(
       'live events may have been lost on the way through Redis; subscribe again from the last cursor received',
@@ -161,7 +138,9 @@ export async function createRedisEventBus(options: RedisEventBusOptions): Promis
     }
     // The session list shows snapshots: an overtaken one is replaced by the next, no need to wait.
     for (const queue of activity) queue.push(event);
-    resequencer.push(event);
+    const session = bySession.get(event.sessionKey);
+    // a queue that overflows removes itself from its set: deleting while iterating a Set is safe
+    if (session) for (const queue of session) queue.push(event);
   };
 
   const onLostNotice = (payload: string) => {
@@ -172,12 +151,10 @@ export async function createRedisEventBus(options: RedisEventBusOptions): Promis
       notice = { keys: null };
     }
     if (!Array.isArray(notice?.keys)) {
-      resequencer.clear();
       endEverything(unavailable());
       return;
     }
     for (const key of notice.keys) {
-      resequencer.forget(key);
       const set = bySession.get(key);
       if (set) endAll(set, unavailable());
     }
@@ -208,7 +185,6 @@ export async function createRedisEventBus(options: RedisEventBusOptions): Promis
   subscriber.on('close', () => {
     if (!subscribed) return;
     subscribed = false;
-    resequencer.clear();
     logger?.warn('redis event bus: subscribe connection lost; live subscriptions end, clients resume');
     endEverything(closed ? undefined : unavailable());
   });
@@ -315,7 +291,6 @@ export async function createRedisEventBus(options: RedisEventBusOptions): Promis
       if (closed) return;
       closed = true;
       subscribed = false;
-      resequencer.clear();
       endEverything();
       bySession.clear();
       await Promise.all([quit(publisher), quit(subscriber)]);

@@ -6,8 +6,10 @@
  *    client reads). Each page re-reads the last message already sent and compares its digest, so
  *    a cursor whose message was removed or rewritten (also mid-replay) yields a SessionReset with
  *    the current session, and the feed goes on from the session's end: never a silent divergence;
- * 3. live: the buffered and then the new events, each through the position rule (feed-position.ts)
- *    so that what the replay already covered is dropped: no gap, no duplicate, in seq order.
+ * 3. live: the buffered and then the new events, each through an ordering point of its own over
+ *    its own position (session-order.ts, the same rules as the topic's), so that what the replay
+ *    already covered is dropped, and what the replay read but a later event undid (a removal the
+ *    topic never saw as news) is stepped back from: no gap, no duplicate, in seq order.
  * Once its position equals the topic's after some event, the subscriber hands out the topic's own
  * event objects (shared with every other caught-up subscriber), forgets its own position, and
  * reads straight from its queue.
@@ -23,6 +25,7 @@ import { BoundedQueue } from './bounded-queue.js';
 import { type FeedEvent, toFeedEvent } from './feed-event.js';
 import { FeedPosition } from './feed-position.js';
 import { type MessageCursor, messageDigest } from './message-cursor.js';
+import { SessionOrder } from './session-order.js';
 import type { SessionTopics, TopicEvent, TopicMember } from './session-topic.js';
 
 export interface SessionSubscriptionOptions {
@@ -80,6 +83,8 @@ class LiveSessionSubscription implements SessionSubscription, TopicMember {
   private phase: 'start' | 'replay' | 'live' = 'start';
   /** null once in step with the topic: its positions are then the topic's. */
   private position: FeedPosition | null;
+  /** Orders the topic's events against `position` until in step. */
+  private order: SessionOrder | null;
   /** Replayed events not handed out yet. */
   private ready: FeedEvent[] = [];
   private readyHead = 0;
@@ -89,6 +94,12 @@ class LiveSessionSubscription implements SessionSubscription, TopicMember {
 
   constructor(private readonly o: SessionSubscriptionOptions) {
     this.position = new FeedPosition(o.depth);
+    this.order = new SessionOrder({
+      backend: o.backend,
+      sessionKey: o.sessionKey,
+      position: this.position,
+      pageSize: o.pageSize,
+    });
     this.queue = new BoundedQueue<Item>({
       maxPending: o.maxPending,
       maxPendingBytes: o.maxPendingBytes,
@@ -158,8 +169,7 @@ class LiveSessionSubscription implements SessionSubscription, TopicMember {
           const item = step.value;
           if (isPositioned(item)) return this.emit(item);
           this.unpositioned--;
-          const event = this.follow(item);
-          if (event) return this.emit(event);
+          await this.follow(item);
         }
       }
     } catch (error) {
@@ -242,18 +252,20 @@ class LiveSessionSubscription implements SessionSubscription, TopicMember {
     this.phase = 'live';
   }
 
-  /** A buffered event: what this subscriber delivers for it, if anything. */
-  private follow(positioned: TopicEvent): FeedEvent | null {
+  /** A buffered event: what this subscriber delivers for it (into `ready`), if anything. */
+  private async follow(positioned: TopicEvent): Promise<void> {
     const position = this.position;
-    if (!position) return positioned.out;
-    const news = position.apply(positioned.event);
-    const cursor = position.cursor();
-    if (cursor === positioned.cursor) {
+    if (!position || !this.order) {
+      if (positioned.out) this.ready.push(positioned.out);
+      return;
+    }
+    await this.order.accept(positioned.event, (event) => {
+      this.ready.push(toFeedEvent(event, position.cursor()));
+    });
+    if (position.cursor() === positioned.cursor) {
       // in step from here on: later events arrive positioned (deliver)
       this.position = null;
-      if (news) return positioned.out ?? toFeedEvent(positioned.event, cursor);
-      return null;
+      this.order = null;
     }
-    return news ? toFeedEvent(positioned.event, cursor) : null;
   }
 }

@@ -6,8 +6,9 @@
  * (use-shared-subscription-execution.ts) instead of once per subscriber.
  *
  * A topic opens with its first subscriber and closes with its last. It reads the session's tail
- * when it opens so that its positions carry digests; events that raced that read are settled by
- * the same rule every subscriber applies.
+ * when it opens so that its positions carry digests, then puts every event of the session through
+ * its ordering point (session-order.ts), one at a time: what members get is the session's history
+ * in seq order with nothing missing, whatever order the bus brought the events in.
  */
 
 import type { Logger } from 'pino';
@@ -16,11 +17,17 @@ import { isAppError, UnavailableError } from '../errors.js';
 import type { EventBus, SessionEvent } from './event-bus.js';
 import { type FeedEvent, toFeedEvent } from './feed-event.js';
 import { FeedPosition } from './feed-position.js';
+import { SessionOrder } from './session-order.js';
 
 export interface TopicEvent {
   /** As published. */
   readonly event: SessionEvent;
-  /** What a subscriber in step with the topic delivers; null when the event is stale. */
+  /**
+   * What a subscriber in step with the topic delivers. null: the ordering point passed nothing on
+   * for this event (stale, or already covered by the store); `event` is then the bus's own, for
+   * subscribers still following with a position of their own (their replay may have read what
+   * this event undoes).
+   */
   readonly out: FeedEvent | null;
   /** The topic's position right after the event. */
   readonly cursor: string;
@@ -47,6 +54,8 @@ export interface SessionTopicsOptions {
   logger?: Logger | undefined;
   /** Positions each topic remembers (see FeedPosition). */
   depth: number;
+  /** @default 200 // messages per store read when the ordering point catches up */
+  pageSize?: number | undefined;
   /**
    * Events the topic's bus subscription may hold. The topic reads them as fast as they come; only
    * a burst published in one go piles up, so this is far above any batch.
@@ -84,6 +93,7 @@ class Topic {
   readonly members = new Set<TopicMember>();
   private readonly events: AsyncIterableIterator<SessionEvent>;
   private readonly position: FeedPosition;
+  private readonly order: SessionOrder;
   private ended = false;
 
   constructor(
@@ -93,6 +103,12 @@ class Topic {
   ) {
     this.events = options.bus.subscribe(sessionKey, { maxPending: options.maxPending ?? 100_000 });
     this.position = new FeedPosition(options.depth);
+    this.order = new SessionOrder({
+      backend: options.backend,
+      sessionKey,
+      position: this.position,
+      pageSize: options.pageSize,
+    });
     this.run().catch((err: unknown) => {
       const error = err instanceof Error ? err : new Error(String(err));
       options.logger?.warn({ err: error, sessionKey }, 'live session topic ended');
@@ -122,11 +138,23 @@ class Topic {
   private async run(): Promise<void> {
     const tail = await this.options.backend.messages(this.sessionKey, { last: this.options.depth });
     this.position.seed(tail.items, !tail.hasPreviousPage);
-    for await (const event of this.events) {
-      const news = this.position.apply(event);
+    const emit = (event: SessionEvent) => {
+      if (this.ended) return;
       const cursor = this.position.cursor();
-      const positioned: TopicEvent = { event, out: news ? toFeedEvent(event, cursor) : null, cursor };
+      const positioned: TopicEvent = { event, out: toFeedEvent(event, cursor), cursor };
       for (const member of this.members) member.deliver(positioned);
+    };
+    for await (const event of this.events) {
+      if (this.ended) return;
+      let passed = false;
+      await this.order.accept(event, (out) => {
+        passed = true;
+        emit(out);
+      });
+      if (!passed && !this.ended) {
+        const positioned: TopicEvent = { event, out: null, cursor: this.position.cursor() };
+        for (const member of this.members) member.deliver(positioned);
+      }
     }
   }
 }

@@ -97,7 +97,8 @@ async function publishChange(backend: SessionBackend, bus: EventBus, change: Ext
           messageCount: Math.max(1, count - (last - i)),
           lastSeq: message.seq,
         };
-        bus.publish({ type: 'MessageAppended', sessionKey, message, session: after });
+        // read after the fact, so not known to follow anything exactly: the feed checks the store
+        bus.publish({ type: 'MessageAppended', sessionKey, message, session: after, previousSeq: null });
       });
       return;
     }

@@ -271,6 +271,8 @@ class JsonlBackend implements SessionBackend {
         return {
           messages: stored(key, firstSeq, messages),
           session: this.#info(key, sidecar, state),
+          // no previousSeq: a seq is a position, reused after a removal (also by zeroclaw, outside
+          // our lock), so "follows seq N" could name a message the feed no longer holds
           replayed: false,
         };
       });

@@ -106,7 +106,8 @@ function insertSql(ctx: PgContext, withRecord: boolean, timed: boolean): string 
       JOIN ids USING (n)
       RETURNING id
     )${record}
-    SELECT id FROM inserted ORDER BY id`;
+    SELECT id, (SELECT max(m.id) FROM ${ctx.t.messages} AS m WHERE m.session_key = $1) AS previous
+    FROM inserted ORDER BY id`;
 }
 
 function insertStatement(withRecord: boolean, timed: boolean): string {
@@ -147,7 +148,9 @@ async function store(q: Queryable, ctx: PgContext, request: AppendRequest): Prom
   const at = meta.last_activity;
   const withRecord = clientMessageId !== undefined;
   const timed = messages.some((m) => m.createdAt !== undefined);
-  const inserted = await q.query<{ id: number }>({
+  // previous: the statement's snapshot, taken with the session row locked, holds every earlier
+  // append of the session and none of this one's rows
+  const inserted = await q.query<{ id: number; previous: number | null }>({
     name: insertStatement(withRecord, timed),
     text: insertSql(ctx, withRecord, timed),
     values: [
@@ -180,7 +183,7 @@ async function store(q: Queryable, ctx: PgContext, request: AppendRequest): Prom
     lastSeq: stored.at(-1)!.seq,
     unreadableCount: null,
   };
-  return { messages: stored, session, replayed: false };
+  return { messages: stored, session, replayed: false, previousSeq: Number(inserted.rows[0]!.previous ?? 0) };
 }
 
 export async function appendMessages(ctx: PgContext, request: AppendRequest): Promise<AppendResult> {

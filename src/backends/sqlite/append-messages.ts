@@ -80,6 +80,8 @@ export function appendMessages(ctx: SqliteContext, request: AppendRequest): Appe
   const orphans = known ? null : summarizeRows(ctx, key);
   // A new session: records left by one of the same key that another writer deleted go with it.
   if (orphans?.count === 0) ctx.sql(DELETE_RECORDS).run(key);
+  // inside the write transaction, after catching up with other connections: exact
+  const previousSeq = readLastSeq(ctx, key) ?? 0;
   const insert = ctx.sql(INSERT_MESSAGE);
   const stored: StoredMessage[] = messages.map((m) => {
     const createdAt = m.createdAt ?? now;
@@ -105,7 +107,7 @@ export function appendMessages(ctx: SqliteContext, request: AppendRequest): Appe
       .run(key, clientMessageId, request.requestHash, JSON.stringify(stored.map((m) => m.seq)), now);
   }
   // AUTOINCREMENT: the row just inserted has the highest id in the table, so it is the last seq.
-  return { messages: stored, session: toSessionInfo(meta, stored.at(-1)!.seq), replayed: false };
+  return { messages: stored, session: toSessionInfo(meta, stored.at(-1)!.seq), replayed: false, previousSeq };
 }
 
 /**
