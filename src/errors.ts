@@ -49,11 +49,13 @@ export class ConflictError extends AppError {
   /**
    * @param expectedLastSeq what the caller expected (null: an empty session), when a seq guard failed
    * @param actualLastSeq what the store holds (null: an empty session), when a seq guard failed
+   * @param removed the seqs a retried append had stored and that were removed since (removedSince)
    */
   constructor(
     message: string,
     readonly expectedLastSeq?: number | null,
     readonly actualLastSeq?: number | null,
+    readonly removed?: { firstSeq: number; count: number },
   ) {
     super(message);
   }
@@ -68,6 +70,9 @@ export function removedSince(clientMessageId: string, firstSeq: number, count: n
   const seqs = count === 1 ? `seq ${firstSeq}` : `seqs ${firstSeq}-${firstSeq + count - 1}`;
   return new ConflictError(
     `clientMessageId ${JSON.stringify(clientMessageId)} was stored as ${seqs}, removed since; nothing was stored again`,
+    undefined,
+    undefined,
+    { firstSeq, count },
   );
 }
 

@@ -165,13 +165,14 @@ export async function importSessions(
     const batch = state.pending;
     state.pending = [];
     state.pendingBytes = 0;
-    let result = await append(state, batch, batchId(state.record.key, batch));
-    if (result.replayed) {
-      // An id answers for what it stored even after that was removed again: check that it is there.
-      const last = result.messages.at(-1)!;
-      const stored = await call(() => backend.message(state.record.key, last.seq));
-      if (stored?.role !== last.role || stored.content !== last.content)
-        result = await append(state, batch, undefined);
+    let result: AppendResult;
+    try {
+      result = await append(state, batch, batchId(state.record.key, batch));
+    } catch (error) {
+      // The batch was stored by an earlier run and removed from the target since: the target is
+      // to hold what the source holds, so it is stored again, without the id that refuses it.
+      if (!(error instanceof ConflictError && error.removed)) throw error;
+      result = await append(state, batch, undefined);
     }
     state.lastSeq = result.messages.at(-1)!.seq;
     summary.imported += batch.length;
