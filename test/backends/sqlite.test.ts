@@ -733,9 +733,12 @@ describe('several processes', () => {
     lines: string[];
     ready: Promise<void>;
     firstLine: Promise<void>;
+    /** Exited, and its output read to the end: 'exit' can come before the last lines are read. */
+    closed: Promise<void>;
   } {
     const child = spawn(process.execPath, ['--import', 'tsx', WRITER, dir, ...args], { stdio: 'pipe' });
     children.add(child);
+    const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
     const lines: string[] = [];
     let sawLine = () => {};
     const firstLine = new Promise<void>((resolve) => {
@@ -749,14 +752,8 @@ describe('several processes', () => {
       });
       child.once('exit', (code) => reject(new Error(`writer exited early (${code})`)));
     });
-    return { child, lines, ready, firstLine };
+    return { child, lines, ready, firstLine, closed };
   }
-
-  const exited = (child: ChildProcessWithoutNullStreams) =>
-    new Promise<number | null>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
-      else child.once('exit', (code) => resolve(code));
-    });
 
   it('loses nothing when two processes append to one database at once', async () => {
     const writers = ['p1', 'p2'].map((key) => startWriter(['append', key, '400']));
@@ -764,7 +761,7 @@ describe('several processes', () => {
     for (const w of writers) w.child.stderr.on('data', (chunk) => (stderr += chunk));
     await Promise.all(writers.map((w) => w.ready));
     for (const w of writers) w.child.stdin.write('go\n');
-    const codes = await Promise.all(writers.map((w) => exited(w.child)));
+    const codes = await Promise.all(writers.map((w) => w.closed.then(() => w.child.exitCode)));
     expect(stderr).toBe('');
     expect(codes).toEqual([0, 0]);
     withDb((db) => {
@@ -792,7 +789,7 @@ describe('several processes', () => {
       await writer.firstLine;
       await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 400)));
       writer.child.kill('SIGKILL');
-      await exited(writer.child);
+      await writer.closed;
 
       // Replay the acknowledged operations to know what must be stored.
       const expected: Array<{ seq: number; content: string }> = [];
