@@ -140,8 +140,9 @@ class LiveSessionSubscription implements SessionSubscription, TopicMember {
   }
 
   next(): Promise<IteratorResult<FeedEvent>> {
-    // caught up and in step: the queue holds exactly what to hand out, no wrapper needed
-    if (this.position === null && this.unpositioned === 0)
+    // caught up and in step, nothing of its own left to hand out (the event that put it in step
+    // may have left several in `ready`): the queue holds exactly what to hand out, no wrapper needed
+    if (this.position === null && this.unpositioned === 0 && this.ready.length === 0)
       return this.queue.next() as Promise<IteratorResult<FeedEvent>>;
     return this.nextSlow();
   }

@@ -19,6 +19,7 @@ import {
   decodeMessageCursor,
   encodeMessageCursor,
   encodePosition,
+  messageDigest,
   START_POSITION,
 } from '../../src/events/message-cursor.js';
 import { createPublishingBackend } from '../../src/events/publishing-backend.js';
@@ -26,6 +27,8 @@ import { prng } from '../helpers/prng.js';
 
 interface Rig {
   backend: SessionBackend;
+  /** The store itself: its writes publish nothing (as another process's, before the watcher). */
+  real: SessionBackend;
   bus: EventBus;
   feed: Feed;
   close(): Promise<void>;
@@ -39,6 +42,7 @@ async function openRig(kind: 'sqlite' | 'jsonl', feedOptions = {}): Promise<Rig>
   const feed = createFeed({ backend, bus, limits: DEFAULT_LIMITS, options: { pageSize: 7, ...feedOptions } });
   return {
     backend,
+    real,
     bus,
     feed,
     async close() {
@@ -264,5 +268,49 @@ describe.each(['sqlite', 'jsonl'] as const)('the session feed: %s', (kind) => {
     await readAll;
     expect(seen).toHaveLength(3_000);
     await expect(stalled.next()).rejects.toMatchObject({ code: 'FEED_OVERFLOW', unit: 'events' });
+  });
+});
+
+describe('a subscriber that falls in step with its topic on an event it steps back for', () => {
+  let rig: Rig | undefined;
+  afterEach(async () => {
+    await rig?.close();
+    rig = undefined;
+  });
+
+  it('hands out everything its own ordering point emitted for that event, then the topic', async () => {
+    rig = await openRig('sqlite');
+    const [one] = (await rig.backend.append('s', [{ role: 'user', content: 'one' }])).messages;
+    // a first subscriber keeps the topic open; it holds 1
+    const first = rig.feed.sessionEvents('s', encodePosition(START_POSITION));
+    expect((await first.next()).value).toMatchObject({ message: { seq: one!.seq } });
+    // another process stores 2 (no event yet); a second subscriber resumes from 1 and replays 2
+    await rig.real.append('s', [{ role: 'user', content: 'two' }]);
+    const second = rig.feed.sessionEvents('s', encodeMessageCursor(one!));
+    expect((await second.next()).value).toMatchObject({ message: { content: 'two' } });
+    // 2 is removed and 3 stored; 3's event names 1 before it, as where it committed
+    await rig.real.removeLast('s');
+    const [three] = (await rig.real.append('s', [{ role: 'user', content: 'three' }])).messages;
+    rig.bus.publish({
+      type: 'MessageAppended',
+      sessionKey: 's',
+      message: three!,
+      session: (await rig.real.session('s'))!,
+      previousSeq: one!.seq,
+      previousDigest: messageDigest(one!),
+    });
+    // the second steps back from 2 and takes 3, which puts it in step with the topic; then 4
+    expect((await second.next()).value).toMatchObject({ type: 'MessageRemoved', seq: one!.seq + 1 });
+    await rig.backend.append('s', [{ role: 'user', content: 'four' }]);
+    const content = async () => {
+      const e = (await second.next()).value as FeedEvent;
+      return e.type === 'MessageAppended' ? e.message.content : e.type;
+    };
+    expect(await content()).toBe('three');
+    expect(await content()).toBe('four');
+    expect((await first.next()).value).toMatchObject({ message: { content: 'three' } });
+    expect((await first.next()).value).toMatchObject({ message: { content: 'four' } });
+    await first.return!();
+    await second.return!();
   });
 });

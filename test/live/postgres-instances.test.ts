@@ -135,6 +135,8 @@ class Subscribers {
   readonly problems: string[] = [];
   /** MessageAppended events received, per session. */
   readonly appended = new Map<string, number>();
+  /** Seqs delivered by MessageAppended, per session (seqs are never reused on PostgreSQL). */
+  private readonly delivered = new Map<string, Set<number>>();
   resets = 0;
   private readonly client: Client;
   private readonly stops: Array<() => void> = [];
@@ -178,12 +180,19 @@ class Subscribers {
     const last = copy.at(-1);
     const lenient = this.refetched.has(key);
     switch (event.__typename) {
-      case 'MessageAppended':
+      case 'MessageAppended': {
         this.appended.set(key, (this.appended.get(key) ?? 0) + 1);
+        const delivered = this.delivered.get(key) ?? new Set<number>();
+        this.delivered.set(key, delivered);
+        if (delivered.has(event.message.seq) && !lenient) {
+          this.problems.push(`${key}: ${event.message.seq} delivered twice`);
+        }
+        delivered.add(event.message.seq);
         if (last && event.message.seq <= last.seq) {
           if (!lenient) this.problems.push(`${key}: appended ${event.message.seq} after ${last.seq}`);
         } else copy.push(event.message);
         break;
+      }
       case 'MessageRemoved':
         if (last?.seq === event.seq) copy.pop();
         else if (!lenient || copy.some((m) => m.seq === event.seq)) {
@@ -244,8 +253,12 @@ interface Instance {
 const schemas = new Set<string>();
 const dirs: string[] = [];
 let running: Instance[] = [];
+/** Subscribers joining mid-run, closed with the instances. */
+let joined: Subscribers[] = [];
 
 afterEach(async () => {
+  for (const subscribers of joined) await subscribers.close();
+  joined = [];
   for (const instance of running) await instance.subscribers.close();
   await Promise.all(running.map((instance) => instance.server.close()));
   running = [];
@@ -412,17 +425,88 @@ async function run(instances: Instance[], options: RunOptions): Promise<Written>
   return { keys, appended };
 }
 
+const SHARED_SESSIONS = 3;
+const SHARED_OPS_PER_WRITER = 50;
+
+/**
+ * Every writer, on either instance, appends to and removes the last message of the same few
+ * sessions at once: each session's events come from both instances (its own writes published at
+ * once, the other's heard later through the notifications) and must still reach every subscriber
+ * in order.
+ */
+async function runShared(instances: Instance[], seed: number, signal: Signal): Promise<SharedWritten> {
+  const random = prng(seed);
+  const keys = Array.from({ length: SHARED_SESSIONS }, (_, s) => `sh_s${s}`);
+  const appended = new Map<string, number>();
+  for (const instance of instances) for (const key of keys) instance.subscribers.follow(key);
+  const writers = instances.flatMap((instance) =>
+    Array.from({ length: WRITERS_PER_INSTANCE }, () => instance.url),
+  );
+  // drawn up front, so that the run replays from the seed
+  const plans = writers.map(() =>
+    Array.from({ length: SHARED_OPS_PER_WRITER }, () => ({
+      key: keys[Math.floor(random() * keys.length)]!,
+      remove: random() < 0.3,
+      size: 1 + Math.floor(random() * 3),
+    })),
+  );
+  // halfway, a second subscriber per instance joins: its replay from the start races the writes
+  const late: Follower[] = [];
+  let done = 0;
+  const halfway = (writers.length * SHARED_OPS_PER_WRITER) / 2;
+  await Promise.all(
+    writers.map(async (url, w) => {
+      for (const [n, { key, remove, size }] of plans[w]!.entries()) {
+        if (remove) await write(url, REMOVE_LAST, { key });
+        else {
+          const messages = Array.from({ length: size }, (_, m) => ({
+            role: 'user',
+            content: `w${w} op${n} m${m}`,
+          }));
+          await write(url, APPEND, { key, messages });
+          appended.set(key, (appended.get(key) ?? 0) + messages.length);
+        }
+        if (++done === halfway) {
+          for (const instance of instances) {
+            const subscribers = new Subscribers(instance.url, signal);
+            joined.push(subscribers);
+            for (const k of keys) subscribers.follow(k);
+            late.push({ url: instance.url, subscribers });
+          }
+        }
+      }
+    }),
+  );
+  return { keys, appended, late };
+}
+
+interface SharedWritten extends Written {
+  /** The subscribers that joined mid-run. */
+  late: Follower[];
+}
+
+/** Where a subscriber's copies live. */
+interface Follower {
+  url: string;
+  subscribers: Subscribers;
+}
+
 interface Written {
   keys: string[];
   /** Messages appended per session over the whole run. */
   appended: Map<string, number>;
 }
 
-/** Waits until every subscriber's copy equals the store, or fails saying where they differ. */
+/**
+ * Waits until every subscriber's copy equals the store, or fails saying where they differ.
+ * `list`: the session lists too (false where two instances write one session at once: a list
+ * change is a snapshot published as each write is heard, not put in order across instances).
+ */
 async function expectCopiesEqualStore(
-  instances: Instance[],
+  instances: readonly Follower[],
   written: Written,
   signal: Signal,
+  { list = true }: { list?: boolean } = {},
 ): Promise<void> {
   const { keys } = written;
   const url = instances[0]!.url;
@@ -442,7 +526,7 @@ async function expectCopiesEqualStore(
             `instance ${i} ${key}: copy ${JSON.stringify(instance.subscribers.copies.get(key)?.map((m) => m.seq))}, ` +
             `store ${JSON.stringify(messages.get(key)?.map((m) => m.seq))}`,
         ),
-      ...(JSON.stringify([...instance.subscribers.list].sort()) === sessionsJson
+      ...(!list || JSON.stringify([...instance.subscribers.list].sort()) === sessionsJson
         ? []
         : [
             `instance ${i} session list: ${JSON.stringify([...instance.subscribers.list].sort())}, store ${sessionsJson}`,
@@ -475,6 +559,20 @@ describe('two instances on one PostgreSQL schema without Redis', () => {
     const written = await run(instances, { seed, signal });
     await expectCopiesEqualStore(instances, written, signal);
     expectEveryAppendDelivered(instances, written);
+  }, 120_000);
+
+  it('writers on both instances writing the same sessions: every subscriber ends with exactly the store', async () => {
+    const seed = Number(process.env.SEED ?? Date.now() % 1_000_000);
+    console.log(`postgres-instances shared seed ${seed}`);
+    const signal = new Signal();
+    const instances = await startInstances(uniqueSchema('sg_inst_shared'), null, signal);
+    for (const instance of instances) instance.subscribers.followList();
+    await untilHeardAcross(instances, signal);
+    const written = await runShared(instances, seed, signal);
+    const followers = [...instances, ...written.late];
+    expect(followers).toHaveLength(4);
+    await expectCopiesEqualStore(followers, written, signal, { list: false });
+    console.log(`resets with shared writers: ${followers.map((f) => f.subscribers.resets).join(', ')}`);
   }, 120_000);
 
   it('loses nothing when the listening connections are terminated mid-run', async () => {
