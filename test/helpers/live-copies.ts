@@ -100,7 +100,10 @@ export class Subscribers {
   readonly problems: string[] = [];
   /** MessageAppended events received, per session. */
   readonly appended = new Map<string, number>();
-  /** Seqs delivered by MessageAppended, per session (seqs are never reused on PostgreSQL). */
+  /**
+   * Seqs delivered by MessageAppended per session since its last reset (seqs are never reused on
+   * PostgreSQL): one delivered twice without a reset in between is a problem.
+   */
   private readonly delivered = new Map<string, Set<number>>();
   resets = 0;
   /** Feeds ended with UNAVAILABLE and subscribed again from their last cursor (with `resume`). */
@@ -169,7 +172,7 @@ export class Subscribers {
         this.appended.set(key, (this.appended.get(key) ?? 0) + 1);
         const delivered = this.delivered.get(key) ?? new Set<number>();
         this.delivered.set(key, delivered);
-        if (delivered.has(event.message.seq) && !lenient) {
+        if (delivered.has(event.message.seq)) {
           this.problems.push(`${key}: ${event.message.seq} delivered twice`);
         }
         delivered.add(event.message.seq);
@@ -187,6 +190,7 @@ export class Subscribers {
       case 'SessionReset':
         this.resets++;
         this.refetched.add(key);
+        this.delivered.set(key, new Set());
         this.copies.set(key, await storedMessages(this.url, key));
         break;
       case 'SessionDeleted':

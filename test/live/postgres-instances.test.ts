@@ -20,7 +20,6 @@ import {
   type Message,
   Signal,
   Subscribers,
-  type Summary,
   storedMessages,
   storedSessions,
 } from '../helpers/live-copies.js';
