@@ -12,11 +12,17 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Client, createClient } from 'graphql-ws';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { createLogger } from '../../src/logger.js';
 import { type RunningServer, startServer } from '../../src/server.js';
+import {
+  gql,
+  type Message,
+  Signal,
+  Subscribers,
+  storedMessages,
+  storedSessions,
+} from '../helpers/live-copies.js';
 import {
   dropSchemas,
   TEST_DATABASE_URL,
@@ -25,16 +31,7 @@ import {
 } from '../helpers/postgres-database.js';
 import { prng } from '../helpers/prng.js';
 import { requireRedis, TEST_REDIS_URL } from '../helpers/redis-server.js';
-import { type Json, postGraphQL, testConfig } from '../helpers/server.js';
-
-const SESSION_EVENTS = `subscription ($key: String!) { sessionEvents(sessionKey: $key, fromStart: true) {
-  __typename
-  ... on MessageAppended { message { seq content } }
-  ... on MessageRemoved { seq }
-  ... on SessionReset { session { lastSeq } }
-} }`;
-
-const SESSION_ACTIVITY = `subscription { sessionActivity { kind sessionKey session { name messageCount lastSeq } } }`;
+import { type Json, testConfig } from '../helpers/server.js';
 
 const APPEND = `mutation ($key: String!, $messages: [NewMessageInput!]!) {
   appendMessages(input: { sessionKey: $key, messages: $messages }) { __typename ... on Error { code } } }`;
@@ -49,198 +46,14 @@ const DELETE = `mutation ($key: String!) {
 const CLEANUP = `mutation ($ttl: Float!) {
   cleanupStaleSessions(input: { ttlHours: $ttl }) { __typename ... on Error { code } } }`;
 
-const MESSAGES = `query ($key: String!, $after: String) { session(key: $key) {
-  messages(first: 1000, after: $after) { edges { cursor node { seq content } } pageInfo { hasNextPage } } } }`;
-const SESSIONS = `query ($after: String) { sessions(first: 1000, after: $after) {
-  edges { cursor node { key name messageCount lastSeq } } pageInfo { hasNextPage } } }`;
-
 /** Errors a write may answer with in a random run: typed, storing nothing. */
 const EXPECTED_CODES = new Set(['NOT_FOUND']);
-
-async function gql(url: string, query: string, variables: Record<string, unknown> = {}): Promise<Json> {
-  const r = await postGraphQL(url, query, variables);
-  if (r.errors) throw new Error(JSON.stringify(r.errors));
-  return r.data;
-}
 
 async function write(url: string, query: string, variables: Record<string, unknown>): Promise<void> {
   const data = await gql(url, query, variables);
   const payload = Object.values(data)[0] as Json;
   if (payload.code !== undefined && !EXPECTED_CODES.has(payload.code)) {
     throw new Error(`unexpected ${payload.code}`);
-  }
-}
-
-interface Message {
-  seq: number;
-  content: string;
-}
-
-async function storedMessages(url: string, key: string): Promise<Message[]> {
-  const out: Message[] = [];
-  let after: string | null = null;
-  for (;;) {
-    const session: Json = (await gql(url, MESSAGES, { key, after })).session;
-    if (!session) return out;
-    const { edges, pageInfo } = session.messages;
-    for (const edge of edges) out.push(edge.node);
-    if (!pageInfo.hasNextPage) return out;
-    after = edges.at(-1).cursor;
-  }
-}
-
-type Summary = { name: string | null; messageCount: number; lastSeq: number | null };
-
-async function storedSessions(url: string): Promise<Map<string, Summary>> {
-  const out = new Map<string, Summary>();
-  let after: string | null = null;
-  for (;;) {
-    const { edges, pageInfo }: Json = (await gql(url, SESSIONS, { after })).sessions;
-    for (const { node } of edges) {
-      out.set(node.key, { name: node.name, messageCount: node.messageCount, lastSeq: node.lastSeq });
-    }
-    if (!pageInfo.hasNextPage) return out;
-    after = edges.at(-1).cursor;
-  }
-}
-
-/** Wakes waiters whenever something a condition looks at changed. */
-class Signal {
-  private waiters = new Set<() => void>();
-  notify(): void {
-    for (const wake of [...this.waiters]) wake();
-  }
-  until(condition: () => boolean, describe: () => string, timeoutMs = 60_000): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!condition()) return;
-        this.waiters.delete(check);
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(check);
-        reject(new Error(`not reached: ${describe()}`));
-      }, timeoutMs);
-      this.waiters.add(check);
-      check();
-    });
-  }
-}
-
-/** One instance's subscribers: a copy of each session's messages, and of the session list. */
-class Subscribers {
-  readonly copies = new Map<string, Message[]>();
-  readonly list = new Map<string, Summary>();
-  readonly problems: string[] = [];
-  /** MessageAppended events received, per session. */
-  readonly appended = new Map<string, number>();
-  /** Seqs delivered by MessageAppended, per session (seqs are never reused on PostgreSQL). */
-  private readonly delivered = new Map<string, Set<number>>();
-  resets = 0;
-  private readonly client: Client;
-  private readonly stops: Array<() => void> = [];
-  /** Per session: events waiting for the previous one to be applied (a reset refetches). */
-  private readonly chains = new Map<string, Promise<void>>();
-  /** Sessions whose copy was refetched: events the refetch already covered come after it. */
-  private readonly refetched = new Set<string>();
-
-  constructor(
-    readonly url: string,
-    private readonly signal: Signal,
-  ) {
-    this.client = createClient({
-      url: url.replace(/^http/, 'ws'),
-      webSocketImpl: WebSocket,
-      retryAttempts: 0,
-    });
-  }
-
-  followList(): void {
-    this.subscribe(SESSION_ACTIVITY, {}, (data) => {
-      const { kind, sessionKey, session } = data.sessionActivity;
-      if (kind === 'DELETED') this.list.delete(sessionKey);
-      else this.list.set(sessionKey, session);
-    });
-  }
-
-  follow(key: string): void {
-    this.copies.set(key, []);
-    this.subscribe(SESSION_EVENTS, { key }, (data) => {
-      const event = data.sessionEvents;
-      const previous = this.chains.get(key) ?? Promise.resolve();
-      const next = previous.then(() => this.apply(key, event));
-      this.chains.set(key, next);
-      return next;
-    });
-  }
-
-  private async apply(key: string, event: Json): Promise<void> {
-    const copy = this.copies.get(key)!;
-    const last = copy.at(-1);
-    const lenient = this.refetched.has(key);
-    switch (event.__typename) {
-      case 'MessageAppended': {
-        this.appended.set(key, (this.appended.get(key) ?? 0) + 1);
-        const delivered = this.delivered.get(key) ?? new Set<number>();
-        this.delivered.set(key, delivered);
-        if (delivered.has(event.message.seq) && !lenient) {
-          this.problems.push(`${key}: ${event.message.seq} delivered twice`);
-        }
-        delivered.add(event.message.seq);
-        if (last && event.message.seq <= last.seq) {
-          if (!lenient) this.problems.push(`${key}: appended ${event.message.seq} after ${last.seq}`);
-        } else copy.push(event.message);
-        break;
-      }
-      case 'MessageRemoved':
-        if (last?.seq === event.seq) copy.pop();
-        else if (!lenient || copy.some((m) => m.seq === event.seq)) {
-          this.problems.push(`${key}: removed ${event.seq}, last ${last?.seq}`);
-        }
-        break;
-      case 'SessionReset':
-        this.resets++;
-        this.refetched.add(key);
-        this.copies.set(key, await storedMessages(this.url, key));
-        break;
-      case 'SessionDeleted':
-        this.copies.set(key, []);
-        break;
-    }
-  }
-
-  private subscribe(query: string, variables: Record<string, unknown>, next: (data: Json) => unknown): void {
-    const stop = this.client.subscribe(
-      { query, variables },
-      {
-        next: (result) => {
-          if (result.errors) {
-            this.problems.push(`${JSON.stringify(variables)}: ${JSON.stringify(result.errors)}`);
-            this.signal.notify();
-            return;
-          }
-          void Promise.resolve(next(result.data as Json)).then(
-            () => this.signal.notify(),
-            (error: unknown) => {
-              this.problems.push(String(error));
-              this.signal.notify();
-            },
-          );
-        },
-        error: (error) => {
-          this.problems.push(`${JSON.stringify(variables)} ended: ${String(error)}`);
-          this.signal.notify();
-        },
-        complete: () => {},
-      },
-    );
-    this.stops.push(stop);
-  }
-
-  async close(): Promise<void> {
-    for (const stop of this.stops) stop();
-    await this.client.dispose();
   }
 }
 
