@@ -210,17 +210,35 @@ describe('PostgreSQL instances hear each other (LISTEN/NOTIFY)', () => {
     await b.append('before', [user('kept')]);
     await b.append('doomed', [user('deleted while away')]);
     const heard = new Heard();
-    // a watcher of its own with a slow first reconnect, so that writes surely land while it is away
+    // A watcher of its own, through a proxy that refuses its reconnects from the moment it reports
+    // the loss until the writes below are committed: they land while it is away however slowly they
+    // run (a backoff alone would be a race with them).
+    const proxy = await startTcpProxy(TEST_DATABASE_URL);
+    closers.push(() => void proxy.close());
+    let keepOut = false;
+    const logger = pino(
+      { level: 'warn' },
+      new Writable({
+        write(chunk, _encoding, done) {
+          if (keepOut && String(chunk).includes('reconnecting')) {
+            keepOut = false;
+            proxy.partition();
+          }
+          done();
+        },
+      }),
+    );
     const watcher = new PgWatcher({
       config: {
-        connectionString: TEST_DATABASE_URL,
+        connectionString: proxy.url,
         fallback_application_name: `sessiongraph listen ${schema}`,
       },
       t: pgTables(schema),
       changes: { channel: channelOf(schema), instanceId: 'the-watcher' },
       listener: heard.listener,
-      minBackoffMs: 2_000,
-      maxBackoffMs: 2_000,
+      logger,
+      minBackoffMs: 200,
+      maxBackoffMs: 400,
     });
     closers.push(() => watcher.close());
     await heard.listening(b);
@@ -228,11 +246,15 @@ describe('PostgreSQL instances hear each other (LISTEN/NOTIFY)', () => {
 
     const [pid] = await listenerPids(schema);
     expect(pid).toBeDefined();
+    keepOut = true;
     await withAdminClient((admin) => admin.query('SELECT pg_terminate_backend($1)', [pid]));
-    // away for at least 1 s (backoff 2 s, jitter down to half): these writes are never notified to it
+    // kept away until these are committed: never notified to it
     const missed = await b.append('during', [user('while away')]);
     await b.deleteSession('doomed');
     await b.renameSession('before', 'renamed while away');
+    // let it back (had it not noticed the termination yet, it reconnects through the proxy later)
+    keepOut = false;
+    proxy.heal();
 
     await heard.until((c) => c.some((x) => x.kind === 'deleted'));
     const caughtUp = heard.changes.splice(0);
@@ -288,7 +310,7 @@ describe('PostgreSQL instances hear each other (LISTEN/NOTIFY)', () => {
       changes: { channel: channelOf(schema), instanceId: 'the-watcher' },
       listener: heard.listener,
       logger,
-      intervalMs: 100,
+      intervalMs: 500,
     });
     closers.push(() => watcher.close());
     await heard.listening(b);
