@@ -19,6 +19,7 @@ import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import {
   appendFileSync,
   closeSync,
+  existsSync,
   fsyncSync,
   openSync,
   readFileSync,
@@ -204,7 +205,16 @@ function jsonlStore(dataDir: string): Store {
     }
     renameSync(temp, fileOf(key));
   };
-  const load = (key: string) => zeroclawLoad(readFileSync(fileOf(key)));
+  /** zeroclaw's `load`: a file it cannot open (none yet, or deleted) is an empty session, not an error. */
+  const load = (key: string) => {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(fileOf(key));
+    } catch {
+      return [];
+    }
+    return zeroclawLoad(bytes);
+  };
   return {
     async apply(command) {
       switch (command.op) {
@@ -227,6 +237,8 @@ function jsonlStore(dataDir: string): Store {
           return rewrite(command.key, messages);
         }
         case 'delete':
+          // `path.exists()`, then `remove_file`: a session with no file is not deleted, not an error
+          if (!existsSync(fileOf(command.key))) return;
           return unlinkSync(fileOf(command.key));
         case 'setName':
           return; // a no-op on zeroclaw's JSONL store
