@@ -46,7 +46,7 @@ import { ErrorCode } from '../errors.js';
 
 /** The stable `extensions.code` of each refusal, with its HTTP status. */
 export const GateCode = {
-  /** 400: a request to the endpoint that it does not read (a query string on a POST). */
+  /** 400: a request to the endpoint that it does not read (a query string on a POST), or a Host header that is not a host. */
   BadRequest: 'BAD_REQUEST',
   /** 401: no known bearer token, where one is required. */
   Unauthenticated: ErrorCode.Unauthenticated,
@@ -98,6 +98,8 @@ const UI_FILE = /^\/ui\/(?:[A-Za-z0-9_-][A-Za-z0-9._-]*)?$/;
 const UI_QUERY = /^v=[0-9a-f]{1,64}$/;
 const READ_ONLY = 'GET, HEAD';
 const GRAPHQL_METHODS = 'GET, POST, OPTIONS';
+/** A Host header as RFC 9110 has it: a name or IPv4 address, or a bracketed IPv6 one, and a port. */
+const PLAIN_HOST = /^(?:[A-Za-z0-9._~-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/;
 
 export function createRequestGate(deps: {
   access: GateAccess;
@@ -111,6 +113,15 @@ export function createRequestGate(deps: {
   /** Host and Origin: the checks every route shares. */
   const checkBrowser = (req: IncomingMessage): Refusal | null => {
     const { host, origin } = req.headers;
+    // yoga's adapter builds the URL it routes on from `http://` + Host + target: a Host carrying a
+    // path or query (`x/metrics?`) would send a request this gate judged by its target elsewhere.
+    if (host !== undefined && !PLAIN_HOST.test(host)) {
+      return {
+        status: 400,
+        code: GateCode.BadRequest,
+        message: 'The Host header must be a host name or address, with an optional port.',
+      };
+    }
     if (!access.hostAllowed(host)) {
       return forbidden(
         'Without tokens this server answers only requests addressed to a loopback name (localhost, 127.0.0.1, [::1]).',
