@@ -18,7 +18,7 @@ import { link, mkdir, open, readdir, stat, unlink, writeFile } from 'node:fs/pro
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { UnavailableError } from '../../errors.js';
-import { KeyedMutex } from './async-mutex.js';
+import { KeyedMutex } from '../async-mutex.js';
 import { isIdentityAlive, SELF_IDENTITY } from './process-liveness.js';
 
 /** Every lock path of this process, whatever backend instance asks for it. */

@@ -11,7 +11,7 @@ import type { BigIntStats } from 'node:fs';
 import { type FileHandle, open, stat, unlink } from 'node:fs/promises';
 import { UnavailableError } from '../../errors.js';
 import type { NewMessage } from '../backend.js';
-import { AsyncMutex } from './async-mutex.js';
+import { AsyncMutex } from '../async-mutex.js';
 import { replaceFile } from './atomic-rewrite.js';
 import {
   byteAt,

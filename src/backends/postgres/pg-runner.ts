@@ -23,7 +23,7 @@ import { performance } from 'node:perf_hooks';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { UnavailableError } from '../../errors.js';
-import { KeyedMutex } from '../jsonl/async-mutex.js';
+import { KeyedMutex } from '../async-mutex.js';
 import { isConnectionError, isRetryableAbort, translatePgError } from './pg-errors.js';
 
 export type Queryable = Pick<pg.ClientBase, 'query'>;
