@@ -59,6 +59,11 @@ export class RawWsClient {
     return this.frames.filter((f) => f.id === id);
   }
 
+  /** The `next` payloads of one operation. */
+  results(id: string): Json[] {
+    return this.frames.filter((f) => f.id === id && f.type === 'next').map((f) => f.payload);
+  }
+
   until(condition: (frames: Json[]) => boolean, timeoutMs = 20_000): Promise<void> {
     return new Promise((resolve, reject) => {
       const check = () => {

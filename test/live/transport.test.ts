@@ -5,7 +5,7 @@
 
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import type { SessionBackend } from '../../src/backends/backend.js';
 import { createLogger } from '../../src/logger.js';
 import { CloseCode } from '../../src/transport/close-codes.js';
@@ -14,77 +14,18 @@ import {
   openWsClient,
   subscribeSse,
   type WsClient,
-  wsUrlOf,
 } from '../helpers/live-client.js';
+import { RawWsClient } from '../helpers/raw-ws-client.js';
 import { type Json, startTestServer, type TestServer } from '../helpers/server.js';
 
 const EVENTS = `subscription ($key: String!, $after: String, $fromStart: Boolean) {
   sessionEvents(sessionKey: $key, after: $after, fromStart: $fromStart) {
     __typename ... on LiveEvent { cursor } ... on MessageAppended { message { seq content } } } }`;
 
-/** A graphql-transport-ws client by hand, to control reading (pause) and see every frame. */
-class RawClient {
-  readonly frames: Json[] = [];
-  readonly socket: WebSocket;
-  readonly closed: Promise<{ code: number; reason: string }>;
-  private readonly waiters = new Set<() => void>();
-
-  constructor(httpUrl: string, options: WebSocket.ClientOptions = {}) {
-    this.socket = new WebSocket(wsUrlOf(httpUrl), 'graphql-transport-ws', options);
-    this.socket.on('message', (data) => {
-      this.frames.push(JSON.parse(String(data)));
-      for (const w of [...this.waiters]) w();
-    });
-    this.closed = new Promise((resolve) => {
-      this.socket.on('close', (code, reason) => {
-        resolve({ code, reason: String(reason) });
-        for (const w of [...this.waiters]) w();
-      });
-    });
-  }
-
-  async init(): Promise<void> {
-    await new Promise((resolve, reject) => {
-      this.socket.once('open', resolve);
-      this.socket.once('error', reject);
-    });
-    this.socket.send(JSON.stringify({ type: 'connection_init' }));
-    await this.until((f) => f.some((x) => x.type === 'connection_ack'));
-  }
-
-  subscribe(id: string, query: string, variables: Record<string, unknown>): void {
-    this.socket.send(JSON.stringify({ id, type: 'subscribe', payload: { query, variables } }));
-  }
-
-  /** The `next` payloads of one operation. */
-  results(id: string): Json[] {
-    return this.frames.filter((f) => f.id === id && f.type === 'next').map((f) => f.payload);
-  }
-
-  until(condition: (frames: Json[]) => boolean, timeoutMs = 20_000): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!condition(this.frames)) return;
-        this.waiters.delete(check);
-        clearTimeout(timer);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(check);
-        reject(
-          new Error(`timed out after ${this.frames.length} frames: ${JSON.stringify(this.frames.slice(-3))}`),
-        );
-      }, timeoutMs);
-      this.waiters.add(check);
-      check();
-    });
-  }
-}
-
 describe('the WebSocket transport', () => {
   let t: TestServer | undefined;
   let ws: WsClient | undefined;
-  const raw: RawClient[] = [];
+  const raw: RawWsClient[] = [];
   afterEach(async () => {
     for (const client of raw.splice(0)) client.socket.terminate();
     await ws?.close();
@@ -94,7 +35,7 @@ describe('the WebSocket transport', () => {
   });
 
   const rawClient = (url: string, options?: WebSocket.ClientOptions) => {
-    const client = new RawClient(url, options);
+    const client = new RawWsClient(url, options);
     raw.push(client);
     return client;
   };

@@ -10,8 +10,8 @@
 import type { BigIntStats } from 'node:fs';
 import { type FileHandle, open, stat, unlink } from 'node:fs/promises';
 import { UnavailableError } from '../../errors.js';
-import type { NewMessage } from '../backend.js';
 import { AsyncMutex } from '../async-mutex.js';
+import type { NewMessage } from '../backend.js';
 import { replaceFile } from './atomic-rewrite.js';
 import {
   byteAt,
