@@ -19,6 +19,7 @@ import {
 } from '../../src/backends/postgres/postgres-backend.js';
 import {
   dropSchemas,
+  listenerPids,
   TEST_DATABASE_URL,
   uniqueSchema,
   withAdminClient,
@@ -105,17 +106,6 @@ class Heard {
 function watch(backend: SessionBackend, heard: Heard): void {
   const running = backend.watchExternalChanges!(heard.listener);
   closers.push(() => running.close());
-}
-
-/** The listening connections of `schema`'s watchers, by the application name they give. */
-async function listenerPids(schema: string): Promise<number[]> {
-  return withAdminClient(async (admin) => {
-    const { rows } = await admin.query<{ pid: number }>(
-      'SELECT pid FROM pg_stat_activity WHERE application_name = $1',
-      [`sessiongraph listen ${schema}`],
-    );
-    return rows.map((r) => r.pid);
-  });
 }
 
 describe('PostgreSQL instances hear each other (LISTEN/NOTIFY)', () => {

@@ -32,3 +32,14 @@ export async function dropSchemas(names: Iterable<string>): Promise<void> {
     for (const name of list) await client.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(name)} CASCADE`);
   });
 }
+
+/** The listening connections of `schema`'s watchers, by the application name they give. */
+export async function listenerPids(schema: string): Promise<number[]> {
+  return withAdminClient(async (admin) => {
+    const { rows } = await admin.query<{ pid: number }>(
+      'SELECT pid FROM pg_stat_activity WHERE application_name = $1',
+      [`sessiongraph listen ${schema}`],
+    );
+    return rows.map((r) => r.pid);
+  });
+}

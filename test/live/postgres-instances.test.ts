@@ -24,6 +24,7 @@ import { createLogger } from '../../src/logger.js';
 import { type RunningServer, startServer } from '../../src/server.js';
 import {
   dropSchemas,
+  listenerPids,
   TEST_DATABASE_URL,
   uniqueSchema,
   withAdminClient,
@@ -347,16 +348,6 @@ async function untilHeardAcross(instances: Instance[], signal: Signal): Promise<
       if (i > 200) throw new Error('the instances never heard each other');
     }
   }
-}
-
-async function listenerPids(schema: string): Promise<number[]> {
-  return withAdminClient(async (admin) => {
-    const { rows } = await admin.query<{ pid: number }>(
-      'SELECT pid FROM pg_stat_activity WHERE application_name = $1',
-      [`sessiongraph listen ${schema}`],
-    );
-    return rows.map((r) => r.pid);
-  });
 }
 
 /** Positions a live feed remembers (DEFAULT_FEED_OPTIONS.depth in src/events/feed.ts). */

@@ -9,12 +9,7 @@ import type WebSocket from 'ws';
 import type { SessionBackend } from '../../src/backends/backend.js';
 import { createLogger } from '../../src/logger.js';
 import { CloseCode } from '../../src/transport/close-codes.js';
-import {
-  type LiveSubscription,
-  openWsClient,
-  subscribeSse,
-  type WsClient,
-} from '../helpers/live-client.js';
+import { type LiveSubscription, openWsClient, subscribeSse, type WsClient } from '../helpers/live-client.js';
 import { RawWsClient } from '../helpers/raw-ws-client.js';
 import { type Json, startTestServer, type TestServer } from '../helpers/server.js';
 
